@@ -1,0 +1,1 @@
+"""s3proxy backend plugin for Azure Blob Storage (obstore AzureStore)."""

@@ -1,0 +1,1 @@
+"""s3proxy backend plugin for Google Cloud Storage (obstore GCSStore)."""

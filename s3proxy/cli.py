@@ -1,0 +1,156 @@
+"""The ``s3proxy`` command: serve, plugins, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import msgspec
+
+from s3proxy import config as config_mod
+from s3proxy.config import ConfigError
+from s3proxy.plugins import PluginError, Plugins, make_plugin_manager
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> int:
+    print(f"s3proxy: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _apply_overrides(args: argparse.Namespace) -> None:
+    """Turn command-line options into the environment the workers read.
+
+    Granian workers build the app themselves (stores are not fork-safe), so every
+    setting must be recoverable from the environment.
+    """
+    if args.config:
+        os.environ[config_mod.ENV_CONFIG_FILE] = args.config
+    plugins = config_mod.extra_plugins() + list(getattr(args, "plugin", None) or [])
+    if plugins:
+        os.environ[config_mod.ENV_PLUGINS] = ",".join(dict.fromkeys(plugins))
+    for option, env in (
+        ("backend", "S3PROXY_BACKEND"),
+        ("host", "S3PROXY_SERVER__HOST"),
+        ("port", "S3PROXY_SERVER__PORT"),
+        ("workers", "S3PROXY_SERVER__WORKERS"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            os.environ[env] = str(value)
+
+
+def _load() -> tuple[config_mod.Config, Plugins]:
+    cfg = config_mod.load()
+    plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
+    plugins.validate(cfg)
+    return cfg, plugins
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    cfg, _ = _load()
+    server = Granian(
+        "s3proxy.app:create_app",
+        factory=True,
+        address=cfg.server.host,
+        port=cfg.server.port,
+        interface=Interfaces.ASGI,
+        workers=cfg.server.workers,
+        workers_kill_timeout=max(1, int(cfg.server.shutdown_grace)),
+        log_access=False,
+    )
+    server.serve()
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    cfg = config_mod.load()
+    plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
+    if args.json:
+        out = [
+            {
+                "name": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "backends": p.backends,
+            }
+            for p in plugins.plugins
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    for p in plugins.plugins:
+        print(f"{p.name}  ({p.distribution} {p.version})")
+        if not p.backends:
+            print("    (no backends)")
+        for name in p.backends:
+            spec = plugins.backends[name]
+            print(f"    backend {name}: {spec.description}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg, plugins = _load()
+    data = msgspec.to_builtins(cfg)
+    # Show each backend in use with its defaults filled in, validated by its plugin.
+    for name in {cfg.backend, *cfg.backends}:
+        spec = plugins.backends[name]
+        if spec.config is not None:
+            settings = config_mod.convert(cfg.backends.get(name, {}), spec.config, name)
+            data["backends"][name] = msgspec.to_builtins(settings)
+    print(json.dumps(config_mod.redacted(data), indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s3proxy", description="S3-compatible proxy for cloud object storage."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML config file (env: S3PROXY_CONFIG)")
+    common.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="also load this plugin module (repeatable; env: S3PROXY_PLUGINS)",
+    )
+
+    serve = sub.add_parser("serve", parents=[common], help="run the proxy")
+    serve.add_argument("--backend", help="default storage backend (env: S3PROXY_BACKEND)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="bind port (default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    plugins = sub.add_parser("plugins", parents=[common], help="list installed plugins")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins.set_defaults(func=cmd_plugins)
+
+    show = sub.add_parser("config", parents=[common], help="print the effective config")
+    show.add_argument("--backend", help="default storage backend")
+    show.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _apply_overrides(args)
+        result: int = args.func(args)
+        return result
+    except (ConfigError, PluginError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Configuration: one msgspec Struct tree.
+
+Sources, highest first: environment variables ``S3PROXY_<FIELD>`` (nested fields joined
+with ``__``, e.g. ``S3PROXY_SERVER__PORT=9000``, lists comma separated), the TOML file
+named by ``--config`` / ``S3PROXY_CONFIG``, then the defaults below. Unknown keys and
+wrong types are errors that name the field.
+
+Backend settings live under ``[backends.<name>]`` and are validated against the Struct
+that the backend's plugin registered (see ``hookspecs.register_backends``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "S3PROXY_"
+# Environment variables that steer start-up rather than fill the tree.
+ENV_CONFIG_FILE = "S3PROXY_CONFIG"
+ENV_PLUGINS = "S3PROXY_PLUGINS"
+_NOT_TREE = {ENV_CONFIG_FILE, ENV_PLUGINS}
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the field and what was expected."""
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    # Seconds in-flight requests get to finish after SIGTERM.
+    shutdown_grace: float = 30.0
+    # How long /_s3proxy/ready caches a backend probe.
+    ready_cache_seconds: float = 2.0
+
+
+class S3Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Region reported to clients (GetBucketLocation, x-amz-bucket-region).
+    region: str = "us-east-1"
+
+
+class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # "auto": human-readable on a terminal, JSON lines otherwise.
+    format: Literal["auto", "json", "text"] = "auto"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Name of the default storage backend (see ``s3proxy plugins``).
+    backend: str = "local"
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    s3: S3Config = msgspec.field(default_factory=S3Config)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    #: Plugins not to load, by name (``s3proxy plugins`` shows the names).
+    disable_plugins: list[str] = msgspec.field(default_factory=list)
+    #: Settings per backend name, validated by the backend's own Struct.
+    backends: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+# Field names whose values are secrets: redacted by ``s3proxy config``.
+SECRET_WORDS = ("secret", "password", "token", "key", "credential", "sas", "connection_string")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _field_type(struct: Any, path: list[str]) -> Any:
+    """The annotated type at a dotted path of the Config tree (Any when unknown)."""
+    tp: Any = struct
+    for name in path:
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            hints = typing.get_type_hints(tp)
+            if name not in hints:
+                return Any
+            tp = hints[name]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return Any
+    return tp
+
+
+def _is_list(tp: Any) -> bool:
+    if typing.get_origin(tp) in (list, tuple, set):
+        return True
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return any(_is_list(a) for a in typing.get_args(tp))
+    return False
+
+
+def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """The nested dict that S3PROXY_* environment variables describe."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_TREE:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            raise ConfigError(f"environment variable {name}: empty name segment")
+        if _is_list(_field_type(Config, path)):
+            parsed: Any = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            parsed = value
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} conflicts with another")
+        node[path[-1]] = parsed
+    return tree
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+
+
+def raw_config(
+    config_file: str | None = None, environ: typing.Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge file and environment into one plain dict (not yet validated)."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(ENV_CONFIG_FILE) or None
+    data = read_file(config_file) if config_file else {}
+    return _merge(data, env_overrides(environ))
+
+
+def convert(data: Any, type_: type[Any], where: str) -> Any:
+    """Validate ``data`` as ``type_``; errors name the field under ``where``."""
+    try:
+        # strict=False lets "9000" from the environment become an int.
+        return msgspec.convert(data, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        field = ""
+        if " - at `$" in msg:
+            msg, _, at = msg.rpartition(" - at `$")
+            field = at.rstrip("`").lstrip(".")
+        name = ".".join(p for p in (where, field) if p) or "config"
+        raise ConfigError(f"invalid config {name}: {msg}") from None
+
+
+def load(config_file: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Load and validate the core tree (backend sections are checked by the plugins)."""
+    cfg: Config = convert(raw_config(config_file, environ), Config, "")
+    if cfg.server.workers < 1:
+        raise ConfigError("invalid config server.workers: Expected a value >= 1")
+    return cfg
+
+
+def extra_plugins(environ: typing.Mapping[str, str] | None = None) -> list[str]:
+    """Plugin modules named by ``S3PROXY_PLUGINS`` (comma separated import paths)."""
+    environ = os.environ if environ is None else environ
+    return [m.strip() for m in environ.get(ENV_PLUGINS, "").split(",") if m.strip()]
+
+
+def redacted(data: Any, _field: str = "") -> Any:
+    """A copy of a plain config dict with secret-looking values replaced."""
+    if isinstance(data, dict):
+        return {k: redacted(v, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redacted(v, _field) for v in data]
+    if data not in (None, "") and any(w in _field.lower() for w in SECRET_WORDS):
+        return "***"
+    return data

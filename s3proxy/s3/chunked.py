@@ -1,0 +1,105 @@
+"""aws-chunked body decoding (``Content-Encoding: aws-chunked``).
+
+Frames::
+
+    <hex size>[;chunk-signature=<sig>]\\r\\n<data>\\r\\n ... 0[;...]\\r\\n
+    [<trailer-name>:<value>\\r\\n ...]\\r\\n
+
+Data is yielded as it arrives (a chunk is never buffered whole), so memory stays
+bounded whatever chunk size the client picked. Chunk signatures are returned to the
+caller through ``signatures`` for verification by the authentication layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from s3proxy.s3.errors import S3Error
+
+_MAX_LINE = 4096
+
+
+def _malformed(detail: str) -> S3Error:
+    return S3Error("InvalidRequest", f"Malformed aws-chunked body: {detail}")
+
+
+class ChunkedDecoder:
+    """Decode an aws-chunked stream; ``trailers`` is filled once the stream is consumed."""
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self._buf = bytearray()
+        self._eof = False
+        self.trailers: dict[str, str] = {}
+        self.signatures: list[str] = []
+
+    async def _fill(self) -> bool:
+        if self._eof:
+            return False
+        try:
+            chunk = await anext(self._source)
+        except StopAsyncIteration:
+            self._eof = True
+            return False
+        self._buf += chunk
+        return True
+
+    async def _line(self) -> bytes:
+        while True:
+            idx = self._buf.find(b"\r\n")
+            if idx >= 0:
+                line = bytes(self._buf[:idx])
+                del self._buf[: idx + 2]
+                return line
+            if len(self._buf) > _MAX_LINE:
+                raise _malformed("chunk header too long")
+            if not await self._fill():
+                raise S3Error("IncompleteBody")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            header = await self._line()
+            size_part, _, ext = header.partition(b";")
+            try:
+                size = int(size_part.strip(), 16)
+            except ValueError:
+                raise _malformed("bad chunk size") from None
+            if size < 0:
+                raise _malformed("bad chunk size")
+            if ext.startswith(b"chunk-signature="):
+                self.signatures.append(ext[len(b"chunk-signature=") :].decode("ascii", "replace"))
+            if size == 0:
+                break
+            remaining = size
+            while remaining:
+                if not self._buf and not await self._fill():
+                    raise S3Error("IncompleteBody")
+                take = min(remaining, len(self._buf))
+                piece = bytes(self._buf[:take])
+                del self._buf[:take]
+                remaining -= take
+                yield piece
+            while len(self._buf) < 2:
+                if not await self._fill():
+                    raise S3Error("IncompleteBody")
+            if self._buf[:2] != b"\r\n":
+                raise _malformed("chunk data not followed by CRLF")
+            del self._buf[:2]
+        await self._read_trailers()
+
+    async def _read_trailers(self) -> None:
+        while True:
+            if not self._buf and self._eof:
+                return  # some clients end right after the last chunk header
+            try:
+                line = await self._line()
+            except S3Error:
+                if not self._buf:
+                    return
+                raise
+            if not line:
+                return
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                raise _malformed("bad trailer")
+            self.trailers[name.strip().lower()] = value.strip()

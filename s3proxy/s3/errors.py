@@ -1,0 +1,91 @@
+"""S3 errors: the one table from error code to HTTP status and default message."""
+
+from __future__ import annotations
+
+from s3proxy.storage import backend as st
+
+# code -> (HTTP status, default message), as in the S3 API reference's error list.
+ERRORS: dict[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied"),
+    "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
+    "BucketAlreadyExists": (409, "The requested bucket name is not available."),
+    "BucketAlreadyOwnedByYou": (
+        409,
+        "Your previous request to create the named bucket succeeded and you already own it.",
+    ),
+    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
+    "IncompleteBody": (
+        400,
+        "You did not provide the number of bytes specified by the Content-Length HTTP header",
+    ),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
+    "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
+    "InvalidRange": (416, "The requested range is not satisfiable"),
+    "InvalidRequest": (400, "Invalid Request"),
+    "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    ),
+    "MetadataTooLarge": (
+        400,
+        "Your metadata headers exceed the maximum allowed metadata size.",
+    ),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
+    "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),
+    "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold"),
+    "ServiceUnavailable": (503, "Please reduce your request rate."),
+    "SlowDown": (503, "Please reduce your request rate."),
+}
+
+
+class S3Error(Exception):
+    """An error answered to the client as S3 error XML."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        resource: str | None = None,
+        status: int | None = None,
+        extra: dict[str, str] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        default_status, default_message = ERRORS[code]
+        self.code = code
+        self.status = status or default_status
+        self.message = message or default_message
+        self.resource = resource
+        self.extra = extra or {}
+        self.headers = headers or []
+        super().__init__(f"{code}: {self.message}")
+
+
+def from_storage(exc: st.StorageError, *, bucket: str = "", key: str = "") -> S3Error:
+    """Map a backend error onto its S3 error."""
+    extra: dict[str, str] = {}
+    if bucket:
+        extra["BucketName"] = bucket
+    if isinstance(exc, st.NoSuchBucket):
+        return S3Error("NoSuchBucket", extra=extra)
+    if isinstance(exc, st.NoSuchKey):
+        if key:
+            extra["Key"] = key
+        return S3Error("NoSuchKey", extra=extra)
+    if isinstance(exc, st.BucketNotEmpty):
+        return S3Error("BucketNotEmpty", extra=extra)
+    if isinstance(exc, st.BucketAlreadyExists):
+        return S3Error("BucketAlreadyOwnedByYou", extra=extra)
+    if isinstance(exc, st.PreconditionFailed):
+        return S3Error("PreconditionFailed")
+    if isinstance(exc, st.BackendUnavailable):
+        return S3Error("ServiceUnavailable", "The storage backend is unavailable; try again.")
+    return S3Error("InternalError")

@@ -1,0 +1,70 @@
+"""The request and response objects operation handlers work with (ASGI-independent)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from s3proxy.s3.errors import S3Error
+from s3proxy.storage.backend import StorageBackend
+
+# Bodies are re-chunked to this size on the way in: fewer, larger writes to the backend.
+BODY_CHUNK = 1024 * 1024
+
+
+class ClientDisconnected(Exception):
+    """The client went away before sending the whole body."""
+
+
+@dataclass(slots=True)
+class S3Request:
+    method: str
+    operation: str
+    bucket: str | None
+    key: str | None
+    # First value of each query parameter (S3 never repeats one meaningfully).
+    query: dict[str, str]
+    # Lower-case header names; repeated headers joined with ",".
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+    backend: StorageBackend
+    request_id: str
+    resource: str
+    region: str = "us-east-1"
+
+    @property
+    def content_length(self) -> int | None:
+        raw = self.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise S3Error("InvalidArgument", "Invalid Content-Length", resource=self.resource)
+        return int(raw)
+
+
+@dataclass(slots=True)
+class S3Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | AsyncIterator[bytes] = b""
+    # For streamed bodies: the length to announce (None -> chunked transfer).
+    content_length: int | None = None
+
+
+def xml_response(body: bytes, status: int = 200) -> S3Response:
+    return S3Response(status=status, headers=[("content-type", "application/xml")], body=body)
+
+
+async def rechunk(chunks: AsyncIterator[bytes], size: int = BODY_CHUNK) -> AsyncIterator[bytes]:
+    """Coalesce small chunks into ``size``-byte ones (large chunks pass through)."""
+    buf = bytearray()
+    async for chunk in chunks:
+        if not buf and len(chunk) >= size:
+            yield chunk
+            continue
+        buf += chunk
+        if len(buf) >= size:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)

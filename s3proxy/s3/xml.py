@@ -1,0 +1,64 @@
+"""The one XML encoder for S3 responses.
+
+A document is a tree of ``(name, content)`` pairs where content is text, a number, a
+bool, a nested list of pairs, or None (element omitted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+Content = str | int | bool | datetime | Sequence["Node"] | None
+Node = tuple[str, Content]
+
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#xD;"}
+# Characters XML 1.0 cannot carry literally; S3 emits them as character references.
+_SPECIAL = re.compile('[&<>"\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    return _ESCAPES.get(ch) or f"&#x{ord(ch):X};"
+
+
+def escape(text: str) -> str:
+    return _SPECIAL.sub(_escape_char, text)
+
+
+def timestamp(value: datetime) -> str:
+    """ISO 8601 with milliseconds, as S3 writes dates in XML."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _render(out: list[str], name: str, content: Content) -> None:
+    if content is None:
+        return
+    if isinstance(content, bool):
+        text = "true" if content else "false"
+    elif isinstance(content, int):
+        text = str(content)
+    elif isinstance(content, datetime):
+        text = timestamp(content)
+    elif isinstance(content, str):
+        text = escape(content)
+    else:
+        out.append(f"<{name}>")
+        for child_name, child in content:
+            _render(out, child_name, child)
+        out.append(f"</{name}>")
+        return
+    out.append(f"<{name}>{text}</{name}>")
+
+
+def document(name: str, children: Sequence[Node], *, namespace: bool = True) -> bytes:
+    """Render a whole response document with declaration and (optionally) the S3 xmlns."""
+    out = [DECLARATION, f'<{name} xmlns="{S3_NS}">' if namespace else f"<{name}>"]
+    for child_name, child in children:
+        _render(out, child_name, child)
+    out.append(f"</{name}>")
+    return "".join(out).encode()
