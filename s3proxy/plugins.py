@@ -129,8 +129,8 @@ def make_plugin_manager(disabled: Iterable[str] = (), extra: Iterable[str] = ())
         ) -> None:
             if name in backends:
                 raise PluginError(
-                    f"plugin {_plugin!r} registers backend {name!r}, "
-                    f"already registered by plugin {backends[name].plugin!r}"
+                    f"plugin {_plugin!r} and plugin {backends[name].plugin!r} "
+                    f"both register backend {name!r}; disable one (S3PROXY_DISABLE_PLUGINS)"
                 )
             backends[name] = BackendSpec(name, factory, config, description, _plugin)
             by_name[_plugin].backends.append(name)

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real s3proxy server (Granian subprocess) and boto3 clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config as BotoConfig
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ProxyServer:
+    endpoint: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    data_dir: Path | None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_proxy(
+    tmp: Path, backend: str = "local", env: dict[str, str] | None = None, timeout: float = 30
+) -> ProxyServer:
+    """Start ``s3proxy serve`` on a free port and wait until it answers."""
+    port = free_port()
+    data_dir = tmp / "data" if backend == "local" else None
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("S3PROXY_")}
+    full_env.update(
+        {
+            "S3PROXY_LOGGING__FORMAT": "json",
+            "S3PROXY_LOGGING__LEVEL": "info",
+        }
+    )
+    if data_dir is not None:
+        full_env["S3PROXY_BACKENDS__LOCAL__PATH"] = str(data_dir)
+    full_env.update(env or {})
+    log_path = tmp / f"proxy-{port}.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3proxy", "serve", "--backend", backend, "--port", str(port)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"proxy exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{endpoint}/_s3proxy/health", timeout=1).status_code == 200:
+                return ProxyServer(endpoint, process, log_path, data_dir)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"proxy did not start:\n{log_path.read_text()}")
+
+
+def stop_proxy(server: ProxyServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def s3_client(endpoint: str, **config: object) -> object:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test-access-key",
+        aws_secret_access_key="test-secret-key",
+        region_name="us-east-1",
+        config=BotoConfig(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1, "mode": "standard"},
+            **config,  # type: ignore[arg-type]
+        ),
+    )
+
+
+@pytest.fixture(scope="session", params=["local", "memory"])
+def proxy(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyServer]:
+    """A running proxy per built-in backend lane, shared by the session."""
+    server = start_proxy(tmp_path_factory.mktemp(f"proxy-{request.param}"), request.param)
+    yield server
+    stop_proxy(server)
+
+
+@pytest.fixture
+def s3(proxy: ProxyServer):  # type: ignore[no-untyped-def]
+    return s3_client(proxy.endpoint)
+
+
+@pytest.fixture
+def bucket(s3) -> str:  # type: ignore[no-untyped-def]
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name

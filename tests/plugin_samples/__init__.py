@@ -1,0 +1,1 @@
+"""Plugin modules the CLI tests load with --plugin / S3PROXY_PLUGINS."""
