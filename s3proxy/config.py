@@ -131,7 +131,10 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # tomllib decodes the bytes itself; invalid UTF-8 is not a TOMLDecodeError.
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
 
 
@@ -156,8 +159,10 @@ def convert(data: Any, type_: type[Any], where: str) -> Any:
         if " - at `$" in msg:
             msg, _, at = msg.rpartition(" - at `$")
             field = at.rstrip("`").lstrip(".")
-        name = ".".join(p for p in (where, field) if p) or "config"
-        raise ConfigError(f"invalid config {name}: {msg}") from None
+        name = ".".join(p for p in (where, field) if p)
+        raise ConfigError(
+            f"invalid config {name}: {msg}" if name else f"invalid config: {msg}"
+        ) from None
 
 
 def load(config_file: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:

@@ -12,11 +12,13 @@ caller through ``signatures`` for verification by the authentication layer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 from s3proxy.s3.errors import S3Error
 
 _MAX_LINE = 4096
+_HEX = re.compile(rb"[0-9a-fA-F]+")
 
 
 def _malformed(detail: str) -> S3Error:
@@ -60,12 +62,11 @@ class ChunkedDecoder:
         while True:
             header = await self._line()
             size_part, _, ext = header.partition(b";")
-            try:
-                size = int(size_part.strip(), 16)
-            except ValueError:
-                raise _malformed("bad chunk size") from None
-            if size < 0:
+            size_part = size_part.strip()
+            # int(x, 16) alone would also take "0x10", "+a", "1_0" and "-1".
+            if not _HEX.fullmatch(size_part):
                 raise _malformed("bad chunk size")
+            size = int(size_part, 16)
             if ext.startswith(b"chunk-signature="):
                 self.signatures.append(ext[len(b"chunk-signature=") :].decode("ascii", "replace"))
             if size == 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from urllib.parse import unquote_to_bytes
 
 from s3proxy.s3.errors import S3Error
@@ -48,22 +47,21 @@ def parse_target(raw_path: bytes) -> Target:
     return Target(bucket, key)
 
 
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# Four dotted numbers, whether or not they form a valid address (192.168.05.4, 999.1.1.1).
+_IP_SHAPED = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
 def valid_bucket_name(name: str) -> bool:
     """The S3 general purpose bucket naming rules."""
-    if not _BUCKET_RE.match(name) or ".." in name or ".-" in name or "-." in name:
+    # fullmatch, not match with "$": "$" also matches before a trailing newline.
+    if not _BUCKET_RE.fullmatch(name) or ".." in name or ".-" in name or "-." in name:
         return False
     if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
         return False
-    try:
-        IPv4Address(name)
-    except ValueError:
-        return True
-    return False
+    return not _IP_SHAPED.fullmatch(name)
 
 
 # Bucket sub-resources: query parameter -> operation name suffix. The operation is

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -31,7 +31,12 @@ def escape(text: str) -> str:
 
 
 def timestamp(value: datetime) -> str:
-    """ISO 8601 with milliseconds, as S3 writes dates in XML."""
+    """ISO 8601 with milliseconds, as S3 writes dates in XML.
+
+    Aware datetimes are converted to UTC (the ``Z``); naive ones are taken as UTC.
+    """
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

@@ -12,8 +12,10 @@ in the backend as in S3. Anything else is escaped per segment as ``%%`` followed
 percent-encoded UTF-8 of the segment. ``quote()`` never emits ``!`` or ``>``, which gives
 two unambiguous markers:
 
-- ``%%!...`` names are reserved for the proxy (bucket markers, multipart staging) and are
-  never produced for a client key, so they cannot be addressed or listed.
+- ``%%!!...`` names are reserved for the proxy (bucket markers, multipart staging) and are
+  never produced for a client key, so they cannot be addressed or listed. (Not just
+  ``%%!``: the filesystem layout names the file of an empty last segment, as in ``dir/``,
+  ``%%`` + ``!o``.)
 - ``%%>...`` (filesystem layout only) is a piece of an over-long segment that continues
   in the next path piece.
 
@@ -28,7 +30,7 @@ import unicodedata
 from urllib.parse import quote, unquote
 
 ESC = "%%"
-RESERVED = "%%!"
+RESERVED = "%%!!"
 CONTINUED = "%%>"
 LEAF_SUFFIX = "!o"
 # Room below the usual 255-byte NAME_MAX for the markers and the leaf suffix.
@@ -103,16 +105,14 @@ def decode_path(path: str, filesystem: bool) -> str | None:
     return "/".join(segments)
 
 
-def dir_prefix_for(prefix: str, filesystem: bool) -> tuple[str, str]:
-    """Split an S3 listing prefix into (backend directory to list, remaining key prefix).
+def dir_prefix_for(prefix: str, filesystem: bool) -> str:
+    """The backend directory to list for an S3 listing prefix.
 
     S3 prefixes are string prefixes, backend listings are per directory: list the
-    deepest directory that the prefix fully names and filter by the rest.
+    deepest directory that the prefix fully names, then filter keys by the prefix.
     """
     head, sep, _ = prefix.rpartition("/")
-    if not sep:
-        return "", prefix
-    return encode_dir(head.split("/"), filesystem), prefix
+    return encode_dir(head.split("/"), filesystem) if sep else ""
 
 
 def reserved_name(name: str) -> str:

@@ -23,11 +23,10 @@ import contextlib
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import obstore
-from obstore import ObjectMeta
 from obstore import exceptions as obx
 
 from s3proxy.storage import keys
@@ -60,6 +59,9 @@ PUT_CONCURRENCY = 2
 # How many objects' trailers a listing reads at once.
 LIST_PREFETCH = 32
 _READ_RETRIES = 3
+
+if TYPE_CHECKING:
+    from obstore import ObjectMeta
 
 _decoder = msgspec.msgpack.Decoder(ObjectMetadata)
 _encoder = msgspec.msgpack.Encoder()
@@ -301,7 +303,7 @@ class ObstoreBackend:
         self, bucket: str, prefix: str, start_after: str
     ) -> AsyncIterator[tuple[str, ObjectMeta]]:
         """(key, obstore meta) of every object under prefix after start_after, in order."""
-        directory, _ = keys.dir_prefix_for(prefix, self._fs)
+        directory = keys.dir_prefix_for(prefix, self._fs)
         base = f"{bucket}/{directory}" if directory else bucket
         cut = len(bucket) + 1
 
