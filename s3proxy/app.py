@@ -59,7 +59,7 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
     if backend is None:
         plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
         backend = plugins.build_backend(cfg.backend, cfg)
-    s3 = S3App(backend, all_handlers(), cfg.s3.region)
+    s3 = S3App(backend, all_handlers(), cfg)
     readiness = Readiness(backend, cfg.server.ready_cache_seconds)
 
     @get(f"{ADMIN_PREFIX}/health", sync_to_thread=False)

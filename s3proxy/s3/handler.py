@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from s3proxy.config import Config
 from s3proxy.observability import new_request_id, operation_var, request_id_var
 from s3proxy.s3 import xml
 from s3proxy.s3.dispatch import Target, operation, parse_target, valid_bucket_name
@@ -64,10 +65,10 @@ def error_body(err: S3Error, request_id: str) -> bytes:
 class S3App:
     """Serves the S3 API for one backend."""
 
-    def __init__(self, backend: StorageBackend, handlers: Handlers, region: str) -> None:
+    def __init__(self, backend: StorageBackend, handlers: Handlers, config: Config) -> None:
         self.backend = backend
         self.handlers = handlers
-        self.region = region
+        self.config = config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,7 +119,7 @@ class S3App:
             backend=self.backend,
             request_id=request_id,
             resource=resource,
-            region=self.region,
+            config=self.config,
         )
         return await handler(req)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from s3proxy.config import Config
 from s3proxy.s3.errors import S3Error
 from s3proxy.storage.backend import StorageBackend
 
@@ -30,7 +31,11 @@ class S3Request:
     backend: StorageBackend
     request_id: str
     resource: str
-    region: str = "us-east-1"
+    config: Config = field(default_factory=Config)
+
+    @property
+    def region(self) -> str:
+        return self.config.s3.region
 
     @property
     def content_length(self) -> int | None:

@@ -59,6 +59,9 @@ class ObjectMetadata(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=F
     user_metadata: dict[str, str] = {}
     checksums: dict[str, str] = {}
     storage_class: str | None = None
+    #: Sizes of the parts of an object made by a multipart upload, in order (for
+    #: GetObject/HeadObject ``partNumber``); empty for single-part objects.
+    part_sizes: list[int] = []
 
 
 @dataclass(slots=True)
@@ -121,7 +124,13 @@ class FinishCallback(Protocol):
 
 @runtime_checkable
 class StorageBackend(Protocol):
-    """An async object store organised in buckets."""
+    """An async object store organised in buckets.
+
+    Object methods take ``namespace``: "" is the client's keys; any other name is a
+    private area of the bucket (e.g. staged multipart parts) that never shows up in
+    client listings, cannot be addressed by a client key, does not keep a bucket from
+    being "empty", and is removed with the bucket.
+    """
 
     name: str
     capabilities: Capabilities
@@ -146,10 +155,12 @@ class StorageBackend(Protocol):
     async def delete_bucket(self, bucket: str) -> None:
         """NoSuchBucket / BucketNotEmpty as S3 defines them."""
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
+    async def head(self, bucket: str, key: str, *, namespace: str = "") -> ObjectInfo:
         """NoSuchBucket or NoSuchKey when missing."""
 
-    async def get(self, bucket: str, key: str, plan: ReadPlan | None = None) -> GetResult:
+    async def get(
+        self, bucket: str, key: str, plan: ReadPlan | None = None, *, namespace: str = ""
+    ) -> GetResult:
         """Open a read of the object.
 
         ``plan(info)`` is called with the object's info before any data is read; it
@@ -158,14 +169,20 @@ class StorageBackend(Protocol):
         the bytes always belong to the same version of the object.
         """
 
-    async def put(self, bucket: str, key: str, body: PutBody) -> ObjectInfo:
+    async def put(self, bucket: str, key: str, body: PutBody, *, namespace: str = "") -> ObjectInfo:
         """Write an object atomically: on any error the previous object stays intact."""
 
-    async def delete(self, bucket: str, key: str) -> None:
+    async def delete(self, bucket: str, key: str, *, namespace: str = "") -> None:
         """Delete an object; deleting a missing key succeeds (S3 semantics)."""
 
     def list(
-        self, bucket: str, prefix: str = "", start_after: str = "", delimiter: str = ""
+        self,
+        bucket: str,
+        prefix: str = "",
+        start_after: str = "",
+        delimiter: str = "",
+        *,
+        namespace: str = "",
     ) -> AsyncIterator[ObjectInfo | str]:
         """Entries whose key starts with ``prefix`` and sorts after ``start_after``, in
         UTF-8 byte order. With a delimiter, keys that contain it after the prefix are

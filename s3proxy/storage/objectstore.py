@@ -143,8 +143,12 @@ class ObstoreBackend:
 
     # -- paths ---------------------------------------------------------------------
 
-    def _path(self, bucket: str, key: str) -> str:
-        return f"{bucket}/{keys.encode_key(key, self._fs)}"
+    @staticmethod
+    def _root(bucket: str, namespace: str) -> str:
+        return f"{bucket}/{keys.reserved_name(namespace)}" if namespace else bucket
+
+    def _path(self, bucket: str, key: str, namespace: str = "") -> str:
+        return f"{self._root(bucket, namespace)}/{keys.encode_key(key, self._fs)}"
 
     @staticmethod
     def _marker(bucket: str) -> str:
@@ -231,16 +235,18 @@ class ObstoreBackend:
         whole = buf[: len(buf) - trailer_len] if len(buf) == total else None
         return info, etag, whole
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
+    async def head(self, bucket: str, key: str, *, namespace: str = "") -> ObjectInfo:
         try:
-            info, _, _ = await self._read_head(self._path(bucket, key))
+            info, _, _ = await self._read_head(self._path(bucket, key, namespace))
         except NoSuchKey:
             raise await self._missing(bucket) from None
         info.key = key
         return info
 
-    async def get(self, bucket: str, key: str, plan: ReadPlan | None = None) -> GetResult:
-        path = self._path(bucket, key)
+    async def get(
+        self, bucket: str, key: str, plan: ReadPlan | None = None, *, namespace: str = ""
+    ) -> GetResult:
+        path = self._path(bucket, key, namespace)
         for _ in range(_READ_RETRIES):
             try:
                 info, etag, whole = await self._read_head(path)
@@ -266,7 +272,7 @@ class ObstoreBackend:
             )
         raise BackendUnavailable("object kept changing while being read")
 
-    async def put(self, bucket: str, key: str, body: PutBody) -> ObjectInfo:
+    async def put(self, bucket: str, key: str, body: PutBody, *, namespace: str = "") -> ObjectInfo:
         await self.head_bucket(bucket)
         size = 0
         meta: ObjectMetadata | None = None
@@ -282,7 +288,7 @@ class ObstoreBackend:
         await _translate(
             obstore.put_async(
                 self.store,
-                self._path(bucket, key),
+                self._path(bucket, key, namespace),
                 framed(),
                 chunk_size=PUT_CHUNK,
                 max_concurrency=PUT_CONCURRENCY,
@@ -291,21 +297,22 @@ class ObstoreBackend:
         assert meta is not None
         return ObjectInfo(key=key, size=size, last_modified=datetime.now(UTC), metadata=meta)
 
-    async def delete(self, bucket: str, key: str) -> None:
+    async def delete(self, bucket: str, key: str, *, namespace: str = "") -> None:
         with contextlib.suppress(NoSuchKey):
-            await _translate(obstore.delete_async(self.store, self._path(bucket, key)))
+            await _translate(obstore.delete_async(self.store, self._path(bucket, key, namespace)))
         # S3 answers NoSuchBucket for a missing bucket even though deletes are idempotent.
         await self.head_bucket(bucket)
 
     # -- listing -------------------------------------------------------------------
 
     async def _list_paths(
-        self, bucket: str, prefix: str, start_after: str
+        self, bucket: str, prefix: str, start_after: str, namespace: str
     ) -> AsyncIterator[tuple[str, ObjectMeta]]:
         """(key, obstore meta) of every object under prefix after start_after, in order."""
+        root = self._root(bucket, namespace)
         directory = keys.dir_prefix_for(prefix, self._fs)
-        base = f"{bucket}/{directory}" if directory else bucket
-        cut = len(bucket) + 1
+        base = f"{root}/{directory}" if directory else root
+        cut = len(root) + 1
 
         async def raw() -> AsyncIterator[tuple[str, ObjectMeta]]:
             async for batch in obstore.list(self.store, base, chunk_size=1000):
@@ -324,7 +331,13 @@ class ObstoreBackend:
                 yield item
 
     async def list(
-        self, bucket: str, prefix: str = "", start_after: str = "", delimiter: str = ""
+        self,
+        bucket: str,
+        prefix: str = "",
+        start_after: str = "",
+        delimiter: str = "",
+        *,
+        namespace: str = "",
     ) -> AsyncIterator[ObjectInfo | str]:
         """Objects and (with a delimiter) common prefixes, in key order.
 
@@ -334,7 +347,7 @@ class ObstoreBackend:
         pending: builtins.list[tuple[str, str | None]] = []  # (key or prefix, path if object)
         # Resuming after a common prefix must not yield it (or its keys) again.
         last_prefix: str | None = start_after or None
-        async for key, meta in self._list_paths(bucket, prefix, start_after):
+        async for key, meta in self._list_paths(bucket, prefix, start_after, namespace):
             if delimiter:
                 idx = key.find(delimiter, len(prefix))
                 if idx >= 0:

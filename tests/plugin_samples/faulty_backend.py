@@ -32,20 +32,20 @@ class FaultyBackend(ObstoreBackend):
         if os.environ.get("FAULTY_NOT_READY"):
             raise BackendUnavailable("probe failed")
 
-    async def head(self, bucket: str, key: str) -> Any:
+    async def head(self, bucket: str, key: str, **kw: Any) -> Any:
         self._fault(bucket)
-        return await super().head(bucket, key)
+        return await super().head(bucket, key, **kw)
 
-    async def get(self, bucket: str, key: str, plan: Any = None) -> GetResult:
+    async def get(self, bucket: str, key: str, plan: Any = None, **kw: Any) -> GetResult:
         self._fault(bucket)
-        result = await super().get(bucket, key, plan)
+        result = await super().get(bucket, key, plan, **kw)
         if bucket == "midstream":
             result.body = _fail_after_first(result.body)
         return result
 
-    async def put(self, bucket: str, key: str, body: Any) -> Any:
+    async def put(self, bucket: str, key: str, body: Any, **kw: Any) -> Any:
         self._fault(bucket)
-        return await super().put(bucket, key, body)
+        return await super().put(bucket, key, body, **kw)
 
 
 async def _fail_after_first(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
