@@ -41,9 +41,31 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ready_cache_seconds: float = 2.0
 
 
+class CorsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """CORS for browser clients; no origin is allowed unless listed."""
+
+    #: Origins allowed to call the proxy: exact, "*" or one wildcard such as
+    #: "https://*.example.com".
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    allowed_methods: list[str] = msgspec.field(
+        default_factory=lambda: ["GET", "PUT", "POST", "DELETE", "HEAD"]
+    )
+    #: Request headers a browser may send ("*" allows any).
+    allowed_headers: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    #: Response headers scripts may read.
+    expose_headers: list[str] = msgspec.field(
+        default_factory=lambda: ["ETag", "x-amz-request-id", "x-amz-version-id", "Content-Range"]
+    )
+    max_age: int = 3000
+
+
 class S3Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Region reported to clients (GetBucketLocation, x-amz-bucket-region).
     region: str = "us-east-1"
+    #: Domains under which virtual-host style requests (``bucket.<domain>``) arrive;
+    #: requests to the domain itself are path style.
+    base_domains: list[str] = msgspec.field(default_factory=list)
+    cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
 
 
 class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -122,3 +122,18 @@ def bucket(s3) -> str:  # type: ignore[no-untyped-def]
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+def raw_request(endpoint: str, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send a request with the path exactly as given (HTTP clients normalise ``..``)."""
+    host, port = endpoint.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        sock.sendall(head.encode() + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), payload

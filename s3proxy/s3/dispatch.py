@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from s3proxy.s3.errors import S3Error
 from s3proxy.storage.keys import MAX_KEY_BYTES
@@ -45,6 +45,21 @@ def parse_target(raw_path: bytes) -> Target:
     if key is not None and len(key.encode()) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", resource=path)
     return Target(bucket, key)
+
+
+def virtual_host_path(raw_path: bytes, host: str, base_domains: list[str]) -> bytes:
+    """Map a virtual-host style request (``bucket.<base domain>``) onto path style.
+
+    The raw path is kept byte for byte, so keys keep ``//``, ``%2F`` and trailing ``/``.
+    """
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    host = host.lower().rstrip(".")
+    for domain in base_domains:
+        domain = domain.lower().rstrip(".")
+        if host.endswith("." + domain):
+            bucket = host[: -len(domain) - 1]
+            return b"/" + quote(bucket, safe="").encode() + raw_path
+    return raw_path
 
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")

@@ -7,6 +7,7 @@ from s3proxy.storage import backend as st
 # code -> (HTTP status, default message), as in the S3 API reference's error list.
 ERRORS: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
     "BucketAlreadyExists": (409, "The requested bucket name is not available."),
     "BucketAlreadyOwnedByYou": (
@@ -43,6 +44,34 @@ ERRORS: dict[str, tuple[int, str]] = {
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold"),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
     "SlowDown": (503, "Please reduce your request rate."),
+    "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
+    "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
+    "NoSuchWebsiteConfiguration": (
+        404,
+        "The specified bucket does not have a website configuration",
+    ),
+    "NoSuchPublicAccessBlockConfiguration": (
+        404,
+        "The public access block configuration was not found",
+    ),
+    "ObjectLockConfigurationNotFoundError": (
+        404,
+        "Object Lock configuration does not exist for this bucket",
+    ),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "ReplicationConfigurationNotFoundError": (404, "The replication configuration was not found"),
+    "ServerSideEncryptionConfigurationNotFoundError": (
+        404,
+        "The server side encryption configuration was not found",
+    ),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our "
+        "published schema.",
+    ),
+    "MissingSecurityHeader": (400, "Your request was missing a required header"),
 }
 
 

@@ -9,8 +9,14 @@ from urllib.parse import parse_qsl
 
 from s3proxy.config import Config
 from s3proxy.observability import new_request_id, operation_var, request_id_var
-from s3proxy.s3 import xml
-from s3proxy.s3.dispatch import Target, operation, parse_target, valid_bucket_name
+from s3proxy.s3 import cors, xml
+from s3proxy.s3.dispatch import (
+    Target,
+    operation,
+    parse_target,
+    valid_bucket_name,
+    virtual_host_path,
+)
 from s3proxy.s3.errors import S3Error
 from s3proxy.s3.http import ClientDisconnected, S3Request, S3Response
 from s3proxy.s3.operations import Handlers
@@ -77,10 +83,21 @@ class S3App:
         request_id_var.set(request_id)
         operation_var.set("")
         method = scope["method"]
+        headers = _headers(scope)
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        resource = raw_path.decode("latin-1").split("?", 1)[0]
+        raw_path = raw_path.split(b"?", 1)[0]
+        if self.config.s3.base_domains and "host" in headers:
+            raw_path = virtual_host_path(raw_path, headers["host"], self.config.s3.base_domains)
+        resource = raw_path.decode("latin-1")
+        cors_cfg = self.config.s3.cors
         try:
-            response = await self._handle(scope, receive, request_id, resource)
+            if method == "OPTIONS":
+                operation_var.set("PreflightRequest")
+                response = cors.preflight(cors_cfg, headers)
+            else:
+                response = await self._handle(
+                    scope, receive, raw_path, headers, request_id, resource
+                )
         except S3Error as err:
             response = self._error(err, request_id, resource)
         except ClientDisconnected:
@@ -89,14 +106,21 @@ class S3App:
         except Exception:
             log.exception("unhandled error")
             response = self._error(S3Error("InternalError"), request_id, resource)
+        if cors_cfg.allowed_origins and method != "OPTIONS":
+            response.headers.extend(cors.response_headers(cors_cfg, headers))
         await self._send(send, response, request_id, head=method == "HEAD")
 
     async def _handle(
-        self, scope: Scope, receive: Receive, request_id: str, resource: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        raw_path: bytes,
+        headers: dict[str, str],
+        request_id: str,
+        resource: str,
     ) -> S3Response:
         method = scope["method"]
-        target = parse_target(scope.get("raw_path") or scope["path"].encode())
-        headers = _headers(scope)
+        target = parse_target(raw_path)
         query = _query(scope)
         name = operation(method, target, query, headers)
         operation_var.set(name)

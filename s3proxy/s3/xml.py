@@ -40,6 +40,11 @@ def timestamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def _tag(name: str) -> str:
+    """The tag of an element name that may carry attributes (``Grantee xsi:type="..."``)."""
+    return name.split(" ", 1)[0]
+
+
 def _render(out: list[str], name: str, content: Content) -> None:
     if content is None:
         return
@@ -55,9 +60,9 @@ def _render(out: list[str], name: str, content: Content) -> None:
         out.append(f"<{name}>")
         for child_name, child in content:
             _render(out, child_name, child)
-        out.append(f"</{name}>")
+        out.append(f"</{_tag(name)}>")
         return
-    out.append(f"<{name}>{text}</{name}>")
+    out.append(f"<{name}>{text}</{_tag(name)}>")
 
 
 def document(name: str, children: Sequence[Node], *, namespace: bool = True) -> bytes:
@@ -65,5 +70,10 @@ def document(name: str, children: Sequence[Node], *, namespace: bool = True) -> 
     out = [DECLARATION, f'<{name} xmlns="{S3_NS}">' if namespace else f"<{name}>"]
     for child_name, child in children:
         _render(out, child_name, child)
-    out.append(f"</{name}>")
+    out.append(f"</{_tag(name)}>")
     return "".join(out).encode()
+
+
+def text_document(name: str, text: str) -> bytes:
+    """A document whose root element holds only text (e.g. GetBucketLocation)."""
+    return f'{DECLARATION}<{name} xmlns="{S3_NS}">{escape(text)}</{name}>'.encode()

@@ -289,10 +289,17 @@ def test_list_missing_bucket(s3) -> None:
     ("call", "operation"),
     [
         (lambda s3, b: s3.create_multipart_upload(Bucket=b, Key="k"), "CreateMultipartUpload"),
-        (lambda s3, b: s3.get_object_tagging(Bucket=b, Key="k"), "GetObjectTagging"),
         (
-            lambda s3, b: s3.get_bucket_lifecycle_configuration(Bucket=b),
-            "GetBucketLifecycleConfiguration",
+            lambda s3, b: s3.put_object_tagging(
+                Bucket=b, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+            ),
+            "PutObjectTagging",
+        ),
+        (
+            lambda s3, b: s3.put_bucket_versioning(
+                Bucket=b, VersioningConfiguration={"Status": "Enabled"}
+            ),
+            "PutBucketVersioning",
         ),
     ],
 )

@@ -41,6 +41,11 @@ def storage_errors(bucket: str, key: str = "") -> Iterator[None]:
 
 
 def all_handlers() -> Handlers:
-    from s3proxy.s3.operations import buckets, listing, objects
+    from s3proxy.s3.operations import bucket_config, buckets, listing, objects
 
-    return {**buckets.HANDLERS, **listing.HANDLERS, **objects.HANDLERS}
+    return {
+        **buckets.HANDLERS,
+        **bucket_config.HANDLERS,
+        **listing.HANDLERS,
+        **objects.HANDLERS,
+    }

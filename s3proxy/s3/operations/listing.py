@@ -169,7 +169,62 @@ async def list_objects(req: S3Request) -> S3Response:
     return xml_response(body)
 
 
+async def list_object_versions(req: S3Request) -> S3Response:
+    """Buckets are unversioned: every object is its only version, ``null``."""
+    prefix = req.query.get("prefix", "")
+    delimiter = req.query.get("delimiter", "")
+    key_marker = req.query.get("key-marker", "")
+    version_marker = req.query.get("version-id-marker")
+    if version_marker is not None and not key_marker:
+        raise S3Error(
+            "InvalidArgument", "A version-id marker cannot be specified without a key marker."
+        )
+    if version_marker not in (None, "", "null"):
+        raise S3Error("InvalidArgument", "Invalid version id specified")
+    encoding = _encoding(req)
+    limit = _max_keys(req)
+    page = await _page(req, prefix, delimiter, key_marker, limit)
+    enc = _url if encoding else _plain
+    assert req.bucket is not None
+    versions: list[xml.Node] = [
+        (
+            "Version",
+            [
+                ("Key", enc(obj.key)),
+                ("VersionId", "null"),
+                ("IsLatest", True),
+                ("LastModified", obj.last_modified),
+                ("ETag", f'"{obj.etag}"'),
+                ("Size", obj.size),
+                ("Owner", owner()),
+                ("StorageClass", obj.metadata.storage_class or "STANDARD"),
+            ],
+        )
+        for obj in page.objects
+    ]
+    truncated = page.truncated
+    body = xml.document(
+        "ListVersionsResult",
+        [
+            ("Name", req.bucket),
+            ("Prefix", enc(prefix)),
+            ("KeyMarker", enc(key_marker)),
+            ("VersionIdMarker", version_marker or ""),
+            ("NextKeyMarker", enc(page.last) if truncated else None),
+            ("NextVersionIdMarker", "null" if truncated else None),
+            ("MaxKeys", limit),
+            ("Delimiter", enc(delimiter) if delimiter else None),
+            ("EncodingType", encoding),
+            ("IsTruncated", truncated),
+            *versions,
+            *(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes),
+        ],
+    )
+    return xml_response(body)
+
+
 HANDLERS: Handlers = {
+    "ListObjectVersions": list_object_versions,
     "ListObjectsV2": list_objects_v2,
     "ListObjects": list_objects,
 }
