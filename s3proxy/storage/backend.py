@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -37,6 +37,10 @@ class BucketNotEmpty(StorageError):
 
 class PreconditionFailed(StorageError):
     """A create-only or conditional write/read found the object in the wrong state."""
+
+
+class ConditionalRequestConflict(PreconditionFailed):
+    """A conditional write whose object was deleted while its body was uploading."""
 
 
 class BackendUnavailable(StorageError):
@@ -116,6 +120,7 @@ class PutBody:
 
 
 ReadPlan = Callable[[ObjectInfo], tuple[int, int]]
+PutMode = Literal["overwrite", "create"]
 
 
 class FinishCallback(Protocol):
@@ -169,8 +174,25 @@ class StorageBackend(Protocol):
         the bytes always belong to the same version of the object.
         """
 
-    async def put(self, bucket: str, key: str, body: PutBody, *, namespace: str = "") -> ObjectInfo:
-        """Write an object atomically: on any error the previous object stays intact."""
+    async def put(
+        self,
+        bucket: str,
+        key: str,
+        body: PutBody,
+        *,
+        namespace: str = "",
+        mode: PutMode = "overwrite",
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        """Write an object atomically: on any error the previous object stays intact.
+
+        ``mode="create"`` writes only if no object exists at the key; ``if_match`` only
+        if the current object's S3 ETag equals it (``"*"``: any existing object). Both
+        are checked before the body is read and again at commit, as atomically as the
+        store allows. A failed check raises PreconditionFailed (NoSuchKey when
+        ``if_match`` finds no object before the upload; ConditionalRequestConflict
+        when the object was deleted during it).
+        """
 
     async def delete(self, bucket: str, key: str, *, namespace: str = "") -> None:
         """Delete an object; deleting a missing key succeeds (S3 semantics)."""

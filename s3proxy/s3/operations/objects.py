@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-from collections.abc import AsyncIterator
 from email.utils import format_datetime
 
-from s3proxy.s3.chunked import ChunkedDecoder
+from s3proxy.s3 import checksums
+from s3proxy.s3.conditions import (
+    NotModified,
+    WriteConditions,
+    check_read,
+    etag_matches,
+    precondition_failed,
+    write_conditions,
+)
 from s3proxy.s3.errors import S3Error
-from s3proxy.s3.http import S3Request, S3Response, rechunk
+from s3proxy.s3.http import S3Request, S3Response
 from s3proxy.s3.operations import Handlers, bucket_and_key, storage_errors
 from s3proxy.s3.ranges import content_range, parse_range
-from s3proxy.storage.backend import ObjectInfo, ObjectMetadata, PutBody
+from s3proxy.s3.upload import UploadDigest
+from s3proxy.storage.backend import (
+    ObjectInfo,
+    ObjectMetadata,
+    PreconditionFailed,
+    PutBody,
+)
+
+__all__ = ["HANDLERS", "UploadDigest", "metadata_from_headers", "object_headers"]
 
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 META_PREFIX = "x-amz-meta-"
 MAX_USER_METADATA = 2048
+MAX_PART_NUMBER = 10000
 # Stored content headers: header name -> ObjectMetadata field.
 CONTENT_HEADERS = {
     "content-type": "content_type",
@@ -36,10 +50,45 @@ RESPONSE_OVERRIDES = {
     "response-content-disposition": "content-disposition",
     "response-content-encoding": "content-encoding",
 }
+# Storage classes of general purpose buckets. The proxy records the class and reports
+# it; the backend decides where bytes live.
+STORAGE_CLASSES = frozenset(
+    {
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+    }
+)
+# With ACLs disabled (S3's default "bucket owner enforced"), only ACLs that grant the
+# owner alone are accepted; this proxy has one owner, so they change nothing.
+OWNER_ONLY_ACLS = frozenset({"private", "bucket-owner-full-control"})
 
 
-def _http_date(info: ObjectInfo) -> str:
+def http_date(info: ObjectInfo) -> str:
     return format_datetime(info.last_modified.replace(microsecond=0), usegmt=True)
+
+
+def _encode_meta_value(value: str) -> str:
+    # S3 returns non-ASCII metadata as an RFC 2047 encoded word, which every HTTP
+    # stack can carry; ASCII values (including encoded words a client made) go as is.
+    if value.isascii():
+        return value
+    return f"=?UTF-8?B?{base64.b64encode(value.encode()).decode()}?="
+
+
+def _decode_meta_value(raw: str, resource: str) -> str:
+    # Header values reach us latin-1 decoded (byte for byte); S3 reads them as UTF-8.
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise S3Error(
+            "InvalidArgument", "User metadata values must be UTF-8.", resource=resource
+        ) from None
 
 
 def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
@@ -47,7 +96,7 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
     meta = info.metadata
     headers = [
         ("etag", f'"{meta.etag}"'),
-        ("last-modified", _http_date(info)),
+        ("last-modified", http_date(info)),
         ("accept-ranges", "bytes"),
         ("content-type", meta.content_type or DEFAULT_CONTENT_TYPE),
     ]
@@ -55,14 +104,26 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
         value = getattr(meta, attr)
         if value is not None and header != "content-type":
             headers.append((header, value))
-    headers.extend((META_PREFIX + k, v) for k, v in meta.user_metadata.items())
+    headers.extend((META_PREFIX + k, _encode_meta_value(v)) for k, v in meta.user_metadata.items())
     if meta.storage_class and meta.storage_class != "STANDARD":
         headers.append(("x-amz-storage-class", meta.storage_class))
     return headers
 
 
-def _metadata_from_headers(req: S3Request) -> ObjectMetadata:
-    user = {k[len(META_PREFIX) :]: v for k, v in req.headers.items() if k.startswith(META_PREFIX)}
+def storage_class(req: S3Request) -> str | None:
+    value = req.headers.get("x-amz-storage-class")
+    if value is not None and value not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", extra={"StorageClassRequested": value})
+    return value
+
+
+def metadata_from_headers(req: S3Request) -> ObjectMetadata:
+    """Content headers, user metadata and storage class of a write request (no ETag yet)."""
+    user = {
+        k[len(META_PREFIX) :]: _decode_meta_value(v, req.resource)
+        for k, v in req.headers.items()
+        if k.startswith(META_PREFIX)
+    }
     # S3 counts the UTF-8 bytes of every name and value.
     if sum(len(k.encode()) + len(v.encode()) for k, v in user.items()) > MAX_USER_METADATA:
         raise S3Error("MetadataTooLarge", resource=req.resource)
@@ -75,87 +136,73 @@ def _metadata_from_headers(req: S3Request) -> ObjectMetadata:
         codings = [c.strip() for c in meta.content_encoding.split(",")]
         kept = [c for c in codings if c and c != "aws-chunked"]
         meta.content_encoding = ", ".join(kept) or None
-    meta.storage_class = req.headers.get("x-amz-storage-class")
+    meta.storage_class = storage_class(req)
     return meta
 
 
-def _expected_md5(req: S3Request) -> bytes | None:
-    raw = req.headers.get("content-md5")
-    if raw is None:
-        return None
-    try:
-        digest = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise S3Error("InvalidDigest", resource=req.resource) from None
-    if len(digest) != 16:
-        raise S3Error("InvalidDigest", resource=req.resource)
-    return digest
+def refuse_unsupported(req: S3Request, *, tagging: bool = True) -> None:
+    """Refuse write headers whose promise the proxy cannot keep (rather than drop them)."""
+    headers = req.headers
+    acl = headers.get("x-amz-acl")
+    if (acl is not None and acl not in OWNER_ONLY_ACLS) or any(
+        h.startswith("x-amz-grant-") for h in headers
+    ):
+        raise S3Error("AccessControlListNotSupported")
+    if tagging and headers.get("x-amz-tagging"):
+        raise S3Error("NotImplemented", "Object tagging is not supported by this proxy.")
+    if any(h.startswith("x-amz-server-side-encryption-customer-") for h in headers):
+        raise S3Error("NotImplemented", "SSE-C is not supported by this proxy.")
+    sse = headers.get("x-amz-server-side-encryption")
+    if sse is not None and sse != "AES256":
+        raise S3Error("NotImplemented", f"Server-side encryption {sse!r} is not supported.")
+    if any(h.startswith("x-amz-object-lock-") for h in headers):
+        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
 
 
-def _is_aws_chunked(req: S3Request) -> bool:
-    return "aws-chunked" in req.headers.get("content-encoding", "") or req.headers.get(
-        "x-amz-content-sha256", ""
-    ).startswith("STREAMING-")
+def check_version_id(req: S3Request) -> None:
+    """Buckets behind the proxy are unversioned: only the "null" version exists."""
+    version = req.query.get("versionId")
+    if version is not None and version != "null":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid version id specified",
+            extra={"ArgumentName": "versionId", "ArgumentValue": version},
+        )
 
 
-def _declared_length(req: S3Request, chunked: bool) -> int:
-    if chunked:
-        raw = req.headers.get("x-amz-decoded-content-length")
-        if raw is None:
-            raise S3Error("MissingContentLength", resource=req.resource)
-        if not raw.isdigit():
-            raise S3Error("InvalidArgument", "Invalid x-amz-decoded-content-length")
-        return int(raw)
-    length = req.content_length
-    if length is None:
-        raise S3Error("MissingContentLength", resource=req.resource)
-    return length
-
-
-class UploadDigest:
-    """Hashes and counts an upload as it streams; verifies it when the body ends."""
-
-    def __init__(self, req: S3Request) -> None:
-        self.chunked = _is_aws_chunked(req)
-        self.expected_length = _declared_length(req, self.chunked)
-        self.expected_md5 = _expected_md5(req)
-        self.md5 = hashlib.md5()
-        self.length = 0
-        self.resource = req.resource
-        self._source: AsyncIterator[bytes] = req.body
-        if self.chunked:
-            self._source = aiter(ChunkedDecoder(req.body))
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in rechunk(self._source):
-            self.length += len(chunk)
-            if self.length > self.expected_length:
-                raise S3Error("InvalidRequest", "The request body is longer than declared.")
-            self.md5.update(chunk)
-            yield chunk
-        if self.length != self.expected_length:
-            raise S3Error("IncompleteBody", resource=self.resource)
-
-    def verify(self) -> str:
-        """Check the digests the client sent; return the hex MD5 (the ETag)."""
-        digest = self.md5.digest()
-        if self.expected_md5 is not None and digest != self.expected_md5:
-            raise S3Error("BadDigest", resource=self.resource)
-        return digest.hex()
+def put_error(exc: PreconditionFailed, conditions: WriteConditions) -> S3Error:
+    """The S3 error for a refused conditional write (409s map as they are)."""
+    if type(exc) is PreconditionFailed:
+        return precondition_failed(conditions.condition)
+    return S3Error("ConditionalRequestConflict")
 
 
 async def put_object(req: S3Request) -> S3Response:
     bucket, key = bucket_and_key(req)
-    meta = _metadata_from_headers(req)
+    refuse_unsupported(req)
+    meta = metadata_from_headers(req)
+    conditions = write_conditions(req.headers)
     upload = UploadDigest(req)
 
     def finish() -> ObjectMetadata:
         meta.etag = upload.verify()
+        meta.checksums = upload.checksums
         return meta
 
+    body = PutBody(chunks=upload.chunks(), finish=finish)
     with storage_errors(bucket, key):
-        info = await req.backend.put(bucket, key, PutBody(chunks=upload.chunks(), finish=finish))
-    return S3Response(headers=[("etag", f'"{info.etag}"')])
+        try:
+            info = await req.backend.put(
+                bucket, key, body, mode=conditions.mode, if_match=conditions.if_match
+            )
+        except PreconditionFailed as exc:
+            raise put_error(exc, conditions) from exc
+        except NotImplementedError as exc:
+            raise S3Error(
+                "NotImplemented", "Conditional writes are not supported by this backend."
+            ) from exc
+    headers = [("etag", f'"{info.etag}"'), *checksums.response_headers(info.metadata.checksums)]
+    return S3Response(headers=headers)
 
 
 def _overrides(req: S3Request, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -165,27 +212,77 @@ def _overrides(req: S3Request, headers: list[tuple[str, str]]) -> list[tuple[str
     return [(h, v) for h, v in headers if h not in replace] + list(replace.items())
 
 
+def _part_number(req: S3Request) -> int | None:
+    raw = req.query.get("partNumber")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise S3Error(
+            "InvalidArgument",
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+            extra={"ArgumentName": "partNumber", "ArgumentValue": raw},
+        )
+    if "range" in req.headers:
+        raise S3Error(
+            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter"
+        )
+    return int(raw)
+
+
+def part_range(info: ObjectInfo, number: int) -> tuple[int, int]:
+    """The byte range of part ``number``; a single-part object is its own part 1."""
+    sizes = info.metadata.part_sizes or [info.size]
+    if number > len(sizes):
+        raise S3Error(
+            "InvalidPartNumber",
+            extra={"PartNumberRequested": str(number), "ActualPartCount": str(len(sizes))},
+            headers=[("content-range", f"bytes */{info.size}")],
+        )
+    start = sum(sizes[: number - 1])
+    return start, start + sizes[number - 1]
+
+
 async def _read(req: S3Request, with_body: bool) -> S3Response:
     bucket, key = bucket_and_key(req)
+    check_version_id(req)
+    part = _part_number(req)
     chosen: dict[str, tuple[int, int] | None] = {}
 
     def plan(info: ObjectInfo) -> tuple[int, int]:
-        selected = parse_range(req.headers.get("range"), info.size)
+        # Conditions first: a 304/412 wins over a range that cannot be satisfied.
+        check_read(req.headers, info)
+        if part is not None:
+            selected: tuple[int, int] | None = part_range(info, part)
+        else:
+            selected = parse_range(req.headers.get("range"), info.size)
         chosen["range"] = selected
         if not with_body:
             return (0, 0)
         return selected or (0, info.size)
 
-    with storage_errors(bucket, key):
-        result = await req.backend.get(bucket, key, plan)
+    try:
+        with storage_errors(bucket, key):
+            result = await req.backend.get(bucket, key, plan)
+    except NotModified as nm:
+        # RFC 9110: a 304 carries the validators the client compares with.
+        return S3Response(
+            status=304,
+            headers=[("etag", f'"{nm.info.etag}"'), ("last-modified", http_date(nm.info))],
+        )
     info = result.info
     headers = _overrides(req, object_headers(info))
     selected = chosen.get("range")
-    status = 200
     start, end = selected or (0, info.size)
-    if selected is not None:
+    status = 200
+    if part is not None and info.metadata.part_sizes:
+        headers.append(("x-amz-mp-parts-count", str(len(info.metadata.part_sizes))))
+    if selected is not None and (part is None or end > start):
         status = 206
         headers.append(("content-range", content_range(start, end, info.size)))
+    # A whole-object checksum only describes a whole-object response.
+    whole = (start, end) == (0, info.size)
+    if req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and whole:
+        headers.extend(checksums.response_headers(info.metadata.checksums))
     return S3Response(
         status=status,
         headers=headers,
@@ -204,7 +301,14 @@ async def head_object(req: S3Request) -> S3Response:
 
 async def delete_object(req: S3Request) -> S3Response:
     bucket, key = bucket_and_key(req)
+    check_version_id(req)
+    if_match = req.headers.get("if-match")
     with storage_errors(bucket, key):
+        if if_match is not None:
+            # Conditional delete: checked, then deleted (stores offer no atomic form).
+            info = await req.backend.head(bucket, key)
+            if not etag_matches(if_match, info.etag):
+                raise precondition_failed("If-Match")
         await req.backend.delete(bucket, key)
     return S3Response(status=204)
 
