@@ -13,8 +13,14 @@ called per request.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from s3proxy.auth import Principal
+    from s3proxy.config import Config
+    from s3proxy.s3.http import S3Request
 
 PROJECT = "s3proxy"
 
@@ -47,4 +53,53 @@ def register_backends(register: RegisterBackend) -> None:
     """
 
 
-__all__ = ["PROJECT", "RegisterBackend", "hookimpl", "hookspec", "register_backends"]
+class Authenticator(Protocol):
+    """Turns a request into a Principal, or raises ``S3Error`` (e.g. AccessDenied)."""
+
+    async def authenticate(self, req: S3Request) -> Principal: ...
+
+
+class Authorizer(Protocol):
+    """Raises ``S3Error("AccessDenied")`` when ``principal`` may not make ``req``."""
+
+    async def authorize(self, principal: Principal, req: S3Request) -> None: ...
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def make_authenticator(config: Config) -> Authenticator | None:
+    """Return the authenticator for every S3 request (called once per worker at start).
+
+    The first plugin to return one wins; the built-in SigV4 authenticator
+    (``s3proxy.auth``) is registered ``trylast``, so any installed plugin that returns
+    an authenticator replaces it. Return None to leave the choice to other plugins.
+
+    :param config: the validated configuration.
+    """
+
+
+@hookspec
+def make_authorizer(config: Config) -> Authorizer | None:
+    """Return an authorizer, or None (called once per worker at start).
+
+    Every returned authorizer is asked, in turn, before each operation runs; any of
+    them can deny. The built-in one applies the per-key policy and anonymous rules, so
+    a plugin's authorizer adds restrictions (e.g. a source-address allow-list).
+
+    :param config: the validated configuration.
+    """
+
+
+__all__ = [
+    "PROJECT",
+    "Authenticator",
+    "Authorizer",
+    "RegisterBackend",
+    "hookimpl",
+    "hookspec",
+    "make_authenticator",
+    "make_authorizer",
+    "register_backends",
+]

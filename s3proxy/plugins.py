@@ -14,11 +14,12 @@ import pluggy
 
 from s3proxy import hookspecs
 from s3proxy.config import Config, ConfigError, convert
+from s3proxy.storage import routing
 from s3proxy.storage.backend import StorageBackend
 
 # Built-in plugins: loaded like third-party ones, registered last so that an installed
 # plugin can be listed first. Name -> module.
-BUILTIN_PLUGINS = {"builtin": "s3proxy.storage.builtin"}
+BUILTIN_PLUGINS = {"builtin": "s3proxy.storage.builtin", "builtin-auth": "s3proxy.auth"}
 
 
 class PluginError(Exception):
@@ -65,11 +66,12 @@ class Plugins:
         return spec.factory(settings)
 
     def validate(self, cfg: Config) -> None:
-        """Check every configured backend section, and that the default backend exists."""
+        """Check every configured backend section, the default backend and the routes."""
         for name in cfg.backends:
             if name not in self.backends:
                 raise ConfigError(f"invalid config backends.{name}: no plugin provides it")
         self.build_backend(cfg.backend, cfg)
+        routing.build_routes(self, cfg)
 
 
 def _entry_points() -> list[md.EntryPoint]:

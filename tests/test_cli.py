@@ -116,6 +116,7 @@ def test_config_precedence_and_redaction(tmp_path: Path) -> None:
     path = tmp_path / "s3proxy.toml"
     path.write_text(
         '[server]\nport = 9001\nhost = "0.0.0.0"\n\n[backends.extra]\naccess_secret = "hunter2"\n'
+        '\n[auth]\naccess_key_id = "AKIDEXAMPLE"\nsecret_access_key = "wJalrXUtnFEMI"\n'
     )
     result = run(
         "config",
@@ -132,7 +133,9 @@ def test_config_precedence_and_redaction(tmp_path: Path) -> None:
     assert data["backend"] == "local"
     assert data["backends"]["local"]["path"] == "./data"
     assert data["backends"]["extra"]["access_secret"] == "***"
+    assert data["auth"]["secret_access_key"] == "***"
     assert "hunter2" not in result.stdout
+    assert "wJalrXUtnFEMI" not in result.stdout
 
 
 def test_serve_a_third_party_backend(tmp_path: Path) -> None:
@@ -150,3 +153,12 @@ def test_serve_a_third_party_backend(tmp_path: Path) -> None:
         )
     finally:
         stop_proxy(server)
+
+
+def test_refuses_public_bind_without_credentials() -> None:
+    result = run("serve", "--host", "0.0.0.0")
+    assert result.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without credentials" in result.stderr
+    # Explicit anonymous mode is a choice the operator may make.
+    ok = run("config", env={"S3PROXY_SERVER__HOST": "0.0.0.0", "S3PROXY_AUTH__ANONYMOUS": "read"})
+    assert ok.returncode == 0, ok.stderr

@@ -12,10 +12,13 @@ caller through ``signatures`` for verification by the authentication layer.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 from s3proxy.s3.errors import S3Error
+from s3proxy.s3.sigv4 import ChunkSigner
 
 _MAX_LINE = 4096
 _HEX = re.compile(rb"[0-9a-fA-F]+")
@@ -28,12 +31,15 @@ def _malformed(detail: str) -> S3Error:
 class ChunkedDecoder:
     """Decode an aws-chunked stream; ``trailers`` is filled once the stream is consumed."""
 
-    def __init__(self, source: AsyncIterator[bytes]) -> None:
+    def __init__(self, source: AsyncIterator[bytes], signer: ChunkSigner | None = None) -> None:
         self._source = source
+        # Streaming SigV4: every chunk (and the trailer) carries a chained signature.
+        self._signer = signer
         self._buf = bytearray()
         self._eof = False
         self.trailers: dict[str, str] = {}
         self.signatures: list[str] = []
+        self.trailer_signature: str | None = None
 
     async def _fill(self) -> bool:
         if self._eof:
@@ -67,9 +73,13 @@ class ChunkedDecoder:
             if not _HEX.fullmatch(size_part):
                 raise _malformed("bad chunk size")
             size = int(size_part, 16)
+            signature = None
             if ext.startswith(b"chunk-signature="):
-                self.signatures.append(ext[len(b"chunk-signature=") :].decode("ascii", "replace"))
+                signature = ext[len(b"chunk-signature=") :].decode("ascii", "replace")
+                self.signatures.append(signature)
+            digest = hashlib.sha256() if self._signer is not None else None
             if size == 0:
+                self._verify(digest, signature)
                 break
             remaining = size
             while remaining:
@@ -79,6 +89,8 @@ class ChunkedDecoder:
                 piece = bytes(self._buf[:take])
                 del self._buf[:take]
                 remaining -= take
+                if digest is not None:
+                    digest.update(piece)
                 yield piece
             while len(self._buf) < 2:
                 if not await self._fill():
@@ -86,7 +98,20 @@ class ChunkedDecoder:
             if self._buf[:2] != b"\r\n":
                 raise _malformed("chunk data not followed by CRLF")
             del self._buf[:2]
+            self._verify(digest, signature)
         await self._read_trailers()
+        self.trailer_signature = self.trailers.pop("x-amz-trailer-signature", None)
+        if self._signer is not None and self.trailers:
+            if self.trailer_signature is None:
+                raise S3Error("SignatureDoesNotMatch", "The trailer signature is missing.")
+            self._signer.verify_trailer(self.trailers, self.trailer_signature)
+
+    def _verify(self, digest: Any, signature: str | None) -> None:
+        if self._signer is None:
+            return
+        if signature is None:
+            raise S3Error("SignatureDoesNotMatch", "A chunk signature is missing.")
+        self._signer.verify_chunk(digest.hexdigest(), signature)
 
     async def _read_trailers(self) -> None:
         while True:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from s3proxy.config import Config
+
+if TYPE_CHECKING:
+    from s3proxy.auth import Principal
+    from s3proxy.s3.post_policy import Policy
 from s3proxy.s3.errors import S3Error
 from s3proxy.storage.backend import StorageBackend
 
@@ -15,6 +20,10 @@ BODY_CHUNK = 1024 * 1024
 
 class ClientDisconnected(Exception):
     """The client went away before sending the whole body."""
+
+
+async def _no_form(fields: dict[str, str]) -> Policy | None:
+    raise S3Error("NotImplemented", "Form uploads are not available here.")
 
 
 @dataclass(slots=True)
@@ -32,6 +41,17 @@ class S3Request:
     request_id: str
     resource: str
     config: Config = field(default_factory=Config)
+    #: The path and query exactly as received (before virtual-host mapping): what
+    #: the client signed.
+    raw_path: bytes = b"/"
+    raw_query: bytes = b""
+    #: Client address ("host:port"), for authorizers and the audit log.
+    client: str = ""
+    #: Set by authentication before the handler runs.
+    principal: Principal | None = None
+    #: For PostObject, whose credentials travel in the form: authenticates and
+    #: authorizes the form fields, returning the checked POST policy (None if unsigned).
+    verify_form: Callable[[dict[str, str]], Awaitable[Policy | None]] = _no_form
 
     @property
     def region(self) -> str:

@@ -115,8 +115,10 @@ async def test_trailers_parsed() -> None:
     )
     data, dec = await decode([body])
     assert data == b"hello world"
-    # Names are case-insensitive (stored lowercase), values stripped.
-    assert dec.trailers == {"x-amz-checksum-crc32": "sOO8/Q==", "x-amz-trailer-signature": "abc123"}
+    # Names are case-insensitive (stored lowercase), values stripped; the signature is
+    # not a trailer of the object.
+    assert dec.trailers == {"x-amz-checksum-crc32": "sOO8/Q=="}
+    assert dec.trailer_signature == "abc123"
 
 
 async def test_trailer_value_may_contain_colons() -> None:
@@ -174,7 +176,8 @@ async def test_roundtrip_any_split(
     decoded, dec = await decode(parts)
 
     assert decoded == data
-    assert dec.trailers == dict(trailers)
+    assert dec.trailers == dict(trailers[:1])
+    assert dec.trailer_signature == ("f" * 64 if with_trailers else None)
     assert dec.signatures == (sigs or [])
 
 

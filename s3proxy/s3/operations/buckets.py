@@ -18,6 +18,9 @@ def _bucket(req: S3Request) -> str:
 
 async def list_buckets(req: S3Request) -> S3Response:
     buckets = await req.backend.list_buckets()
+    if req.principal is not None and not req.principal.anonymous:
+        # A key limited to some buckets sees only those.
+        buckets = [b for b in buckets if req.principal.may_use_bucket(b.name)]
     body = xml.document(
         "ListAllMyBucketsResult",
         [
