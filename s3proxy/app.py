@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -12,11 +13,20 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from s3proxy import config as config_mod
 from s3proxy.config import Config
-from s3proxy.observability import new_request_id, setup_logging
-from s3proxy.plugins import make_plugin_manager
+from s3proxy.observability import (
+    new_request_id,
+    prometheus_text,
+    setup_logging,
+    setup_telemetry,
+)
+from s3proxy.plugins import Plugins, make_plugin_manager
 from s3proxy.s3.handler import S3App
 from s3proxy.s3.operations import all_handlers
+from s3proxy.storage import routing
 from s3proxy.storage.backend import StorageBackend, StorageError
+from s3proxy.storage.instrumented import InstrumentedBackend
+from s3proxy.storage.multipart import run_sweeper
+from s3proxy.storage.routing import RoutingBackend
 
 log = logging.getLogger("s3proxy.app")
 
@@ -24,26 +34,33 @@ ADMIN_PREFIX = "/_s3proxy"
 
 
 class Readiness:
-    """Backend probe for /_s3proxy/ready, cached briefly so probes cannot overload it."""
+    """Backend probes for /_s3proxy/ready, cached briefly so probes cannot overload them.
+
+    With bucket routes every configured backend is probed and reported on its own.
+    """
 
     def __init__(self, backend: StorageBackend, ttl: float) -> None:
         self.backend = backend
         self.ttl = ttl
         self._checked = -float("inf")
-        self._ok = False
-        self._detail = "not checked"
+        self._details: dict[str, str] = {backend.name: "not checked"}
         self._lock = asyncio.Lock()
 
-    async def check(self) -> tuple[bool, str]:
+    async def _probe(self) -> dict[str, str]:
+        if isinstance(self.backend, RoutingBackend):
+            return await self.backend.readiness()
+        try:
+            await asyncio.wait_for(self.backend.check_ready(), timeout=5)
+        except (StorageError, TimeoutError) as exc:
+            return {self.backend.name: f"backend unavailable: {type(exc).__name__}"}
+        return {self.backend.name: "ok"}
+
+    async def check(self) -> tuple[bool, dict[str, str]]:
         async with self._lock:
             if time.monotonic() - self._checked >= self.ttl:
-                try:
-                    await asyncio.wait_for(self.backend.check_ready(), timeout=5)
-                    self._ok, self._detail = True, "ok"
-                except (StorageError, TimeoutError) as exc:
-                    self._ok, self._detail = False, f"backend unavailable: {type(exc).__name__}"
+                self._details = await self._probe()
                 self._checked = time.monotonic()
-            return self._ok, self._detail
+            return all(d == "ok" for d in self._details.values()), self._details
 
 
 def _admin_response(body: dict[str, Any], status: int) -> Response[dict[str, Any]]:
@@ -51,15 +68,71 @@ def _admin_response(body: dict[str, Any], status: int) -> Response[dict[str, Any
     return Response(body, status_code=status, headers={"x-amz-request-id": rid, "x-amz-id-2": rid})
 
 
+class Drain:
+    """Whether this worker is draining: the ``serve`` command creates the marker file on
+    SIGTERM (``S3PROXY_DRAIN_FILE``) and closes the listener ``drain_seconds`` later."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._seen = False
+        self._checked = -float("inf")
+
+    def __call__(self) -> bool:
+        if self.path is None or self._seen:
+            return self._seen
+        now = time.monotonic()
+        if now - self._checked >= 0.1:  # at most ten stat() calls a second
+            self._checked = now
+            self._seen = os.path.exists(self.path)
+        return self._seen
+
+
+def _is_plain_metrics_scrape(scope: dict[str, Any]) -> bool:
+    """``GET /metrics`` from a scraper: unsigned, no query. The same path signed (or with
+    a query) is S3's ListObjects of a bucket named "metrics", which must keep working."""
+    if scope.get("method") != "GET" or scope.get("query_string"):
+        return False
+    if (scope.get("raw_path") or b"").split(b"?", 1)[0] != b"/metrics":
+        return False
+    return not any(name.lower() == b"authorization" for name, _ in scope.get("headers", ()))
+
+
+async def _send_metrics(send: Any) -> None:
+    body, content_type = prometheus_text()
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def wrap_backend(plugins: Plugins, backend: Any, cfg: Config) -> Any:
+    """Chain the ``wrap_backend`` layers: tryfirst ones sit closest to the storage."""
+    for impl in reversed(plugins.manager.hook.wrap_backend.get_hookimpls()):
+        wrapped = impl.function(backend=backend, config=cfg)
+        if wrapped is not None:
+            log.info("storage layer from plugin %s", impl.plugin_name)
+            backend = wrapped
+    return backend
+
+
 def create_app(cfg: Config | None = None, backend: StorageBackend | None = None) -> Litestar:
     """Build the app from the effective configuration (env / file when not given)."""
     if cfg is None:
         cfg = config_mod.load()
     setup_logging(cfg.logging.level, cfg.logging.format)
+    setup_telemetry(cfg.telemetry.tracing)
+    plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
     if backend is None:
-        plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
-        backend = plugins.build_backend(cfg.backend, cfg)
-    s3 = S3App(backend, all_handlers(), cfg)
+        backend = routing.build_backend(plugins, cfg)
+    hooks = plugins.manager.hook
+    authenticator = hooks.make_authenticator(config=cfg)
+    authorizers = [a for a in hooks.make_authorizer(config=cfg) if a is not None]
+    draining = Drain(os.environ.get(config_mod.ENV_DRAIN_FILE))
+    served = wrap_backend(plugins, InstrumentedBackend(backend), cfg)
+    sinks = tuple(s for s in hooks.make_event_sink(config=cfg) if s is not None)
+    s3 = S3App(served, all_handlers(), cfg, authenticator, authorizers, draining, sinks)
     readiness = Readiness(backend, cfg.server.ready_cache_seconds)
 
     @get(f"{ADMIN_PREFIX}/health", sync_to_thread=False)
@@ -69,26 +142,44 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
 
     @get(f"{ADMIN_PREFIX}/ready")
     async def ready() -> Response[dict[str, Any]]:
-        ok, detail = await readiness.check()
+        if draining():
+            return _admin_response({"status": "draining"}, HTTP_503_SERVICE_UNAVAILABLE)
+        ok, details = await readiness.check()
         status = HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE
         return _admin_response(
-            {"status": "ready" if ok else "not ready", "backends": {backend.name: detail}},
+            {"status": "ready" if ok else "not ready", "backends": details},
             status,
         )
 
+    @get(f"{ADMIN_PREFIX}/metrics", sync_to_thread=False)
+    def metrics() -> Response[bytes]:
+        body, content_type = prometheus_text()
+        return Response(body, media_type=content_type)
+
     @asgi("/", is_mount=True, copy_scope=False)
     async def s3_mount(scope: Any, receive: Any, send: Any) -> None:
+        if _is_plain_metrics_scrape(scope):
+            await _send_metrics(send)
+            return
         await s3(scope, receive, send)
+
+    sweeper: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
         await backend.start()
         log.info("serving backend %s", backend.name)
+        mp = cfg.multipart
+        if mp.sweep_interval > 0:
+            sweep = run_sweeper(backend, mp.expiry, mp.sweep_interval)
+            sweeper.append(asyncio.create_task(sweep))
 
     async def shutdown() -> None:
+        for task in sweeper:
+            task.cancel()
         await backend.close()
 
     return Litestar(
-        route_handlers=[health, ready, s3_mount],
+        route_handlers=[health, ready, metrics, s3_mount],
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=None,

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -48,26 +53,58 @@ def _load() -> tuple[config_mod.Config, Plugins]:
     cfg = config_mod.load()
     plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
     plugins.validate(cfg)
+    # Build the auth chain once here so that an unsafe or invalid setup (no
+    # credentials on a public address, unreadable credentials file) stops start-up.
+    plugins.manager.hook.make_authenticator(config=cfg)
+    plugins.manager.hook.make_authorizer(config=cfg)
     return cfg, plugins
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     cfg, _ = _load()
-    server = Granian(
-        "s3proxy.app:create_app",
-        factory=True,
-        address=cfg.server.host,
-        port=cfg.server.port,
-        interface=Interfaces.ASGI,
-        workers=cfg.server.workers,
-        workers_kill_timeout=max(1, int(cfg.server.shutdown_grace)),
-        log_access=False,
-    )
-    server.serve()
+    with tempfile.TemporaryDirectory(prefix="s3proxy-") as tmp:
+        drain_file = Path(tmp) / "draining"
+        os.environ[config_mod.ENV_DRAIN_FILE] = str(drain_file)
+        server = _draining_server(cfg.server.drain_seconds, drain_file)(
+            "s3proxy.app:create_app",
+            factory=True,
+            address=cfg.server.host,
+            port=cfg.server.port,
+            interface=Interfaces.ASGI,
+            workers=cfg.server.workers,
+            workers_kill_timeout=max(1, int(cfg.server.shutdown_grace)),
+            http1_settings=HTTP1Settings(
+                header_read_timeout=max(1, int(cfg.limits.header_timeout * 1000))
+            ),
+            log_access=False,
+        )
+        server.serve()
     return 0
+
+
+def _draining_server(drain_seconds: float, drain_file: Path) -> Any:
+    """Granian's server, with a drain phase between SIGTERM and closing the listener.
+
+    On the first SIGTERM/SIGINT the workers see the marker file: readiness turns 503 and
+    new S3 requests get 503 while load balancers catch up; after ``drain_seconds`` the
+    listener closes and Granian lets in-flight requests finish (``shutdown_grace``).
+    """
+    from granian import Granian
+
+    class DrainingServer(Granian):  # type: ignore[misc, valid-type]
+        def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+            if drain_seconds > 0 and not drain_file.exists():
+                drain_file.touch()
+                print(f"s3proxy: draining for {drain_seconds:g}s", file=sys.stderr, flush=True)
+                stop = functools.partial(super().signal_handler_interrupt, *args, **kwargs)
+                threading.Timer(drain_seconds, stop).start()
+                return
+            super().signal_handler_interrupt(*args, **kwargs)
+
+    return DrainingServer
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -108,6 +145,28 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from s3proxy.storage.multipart import sweep_all
+
+    cfg = config_mod.load()
+    plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
+    backend = plugins.build_backend(cfg.backend, cfg)
+    max_age = cfg.multipart.expiry if args.older_than is None else args.older_than
+
+    async def run() -> None:
+        await backend.start()
+        try:
+            found = await sweep_all(backend, max_age)
+        finally:
+            await backend.close()
+        print(f"removed {found.uploads} expired multipart uploads, {found.parts} staged parts")
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s3proxy", description="S3-compatible proxy for cloud object storage."
@@ -137,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("config", parents=[common], help="print the effective config")
     show.add_argument("--backend", help="default storage backend")
     show.set_defaults(func=cmd_config)
+
+    gc = sub.add_parser(
+        "gc", parents=[common], help="remove expired multipart uploads and their parts, once"
+    )
+    gc.add_argument("--backend", help="storage backend (env: S3PROXY_BACKEND)")
+    gc.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="age of the uploads to remove (default: multipart.expiry)",
+    )
+    gc.set_defaults(func=cmd_gc)
     return parser
 
 

@@ -24,7 +24,9 @@ ENV_PREFIX = "S3PROXY_"
 # Environment variables that steer start-up rather than fill the tree.
 ENV_CONFIG_FILE = "S3PROXY_CONFIG"
 ENV_PLUGINS = "S3PROXY_PLUGINS"
-_NOT_TREE = {ENV_CONFIG_FILE, ENV_PLUGINS}
+# Set by ``s3proxy serve`` for its workers: the marker file that announces draining.
+ENV_DRAIN_FILE = "S3PROXY_DRAIN_FILE"
+_NOT_TREE = {ENV_CONFIG_FILE, ENV_PLUGINS, ENV_DRAIN_FILE}
 
 
 class ConfigError(Exception):
@@ -39,6 +41,42 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shutdown_grace: float = 30.0
     # How long /_s3proxy/ready caches a backend probe.
     ready_cache_seconds: float = 2.0
+    #: Take the request id from this request header (e.g. "x-request-id") when a
+    #: trusted front proxy sets it; empty: always generate one.
+    request_id_header: str = ""
+    #: After SIGTERM, seconds to keep answering (readiness 503, new S3 requests 503)
+    #: before the listener closes, so load balancers stop sending traffic first.
+    drain_seconds: float = 0.0
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Protection against oversize, slow and abusive requests (0 turns a limit off)."""
+
+    #: Largest object body (PutObject, UploadPart, POST) in bytes; S3 allows 5 GiB.
+    max_object_size: int = 5 * 1024**3
+    #: Largest request line path + query, and header section, in bytes.
+    max_url_bytes: int = 8192
+    max_header_bytes: int = 16384
+    #: Requests served at once per worker; more are shed with 503 SlowDown.
+    max_concurrent_requests: int = 1024
+    #: Requests per second per client address (token bucket of ``rate_burst``).
+    rate_per_client: float = 0.0
+    rate_burst: int = 200
+    #: Seconds the server waits for request headers (HTTP/1).
+    header_timeout: float = 30.0
+    #: Seconds a request body may stall between two chunks.
+    body_idle_timeout: float = 60.0
+    #: Seconds a non-streaming operation (listing, bucket calls, deletes) may take.
+    request_timeout: float = 300.0
+
+
+class TelemetryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Export spans over OTLP (configured by the standard OTEL_EXPORTER_OTLP_* vars).
+    tracing: bool = False
+    #: Put the bucket name on spans (it may be sensitive or high-cardinality).
+    span_bucket_attribute: bool = False
+    #: Compress XML responses (never object bodies) for clients that accept gzip.
+    compress_xml: bool = True
 
 
 class CorsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -74,16 +112,78 @@ class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     format: Literal["auto", "json", "text"] = "auto"
 
 
+class MultipartConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Smallest size of a part other than the last (S3: 5 MiB; lower it only for tests).
+    min_part_size: int = 5 * 1024 * 1024
+    #: Seconds after which an unfinished upload and its parts are removed by the sweep.
+    expiry: float = 7 * 24 * 3600.0
+    #: Seconds between background expiry sweeps in each proxy process; 0 turns them off
+    #: (run ``s3proxy gc`` instead).
+    sweep_interval: float = 3600.0
+    #: Seconds CompleteMultipartUpload waits for its outcome before answering 200 and
+    #: sending whitespace at this interval while the object is assembled.
+    keepalive: float = 5.0
+
+
+class CredentialConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An S3 access key the operator issues to clients, with an optional policy."""
+
+    access_key_id: str
+    secret_access_key: str
+    #: Buckets this key may use (shell-style patterns; "*" for all).
+    buckets: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    #: Only Get*/List*/Head* operations.
+    read_only: bool = False
+    #: S3 operations allowed (e.g. ["GetObject", "PutObject"]); empty allows all.
+    operations: list[str] = msgspec.field(default_factory=list)
+
+
+class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Client authentication (SigV4) and authorization.
+
+    With no credentials configured the proxy only starts on a loopback address (and then
+    accepts every request, for local development) unless ``anonymous`` is set.
+    """
+
+    #: Unsigned requests: "none" (refused), "read" (Get/List/Head only), "full".
+    anonymous: Literal["none", "read", "full"] = "none"
+    #: Buckets unsigned requests may read even when ``anonymous`` is "none".
+    public_read_buckets: list[str] = msgspec.field(default_factory=list)
+    #: One credential from the environment (S3PROXY_AUTH__ACCESS_KEY_ID / ..._SECRET...).
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    credentials: list[CredentialConfig] = msgspec.field(default_factory=list)
+    #: TOML file of ``[[credentials]]`` tables (e.g. a mounted Kubernetes Secret);
+    #: re-read when it changes.
+    credentials_file: str = ""
+    #: Largest clock difference accepted for signed requests (S3: 15 minutes).
+    max_skew_seconds: int = 900
+    #: Put StringToSign and CanonicalRequest in SignatureDoesNotMatch errors.
+    debug_signatures: bool = False
+    #: Also accept legacy Signature Version 2 (header and query string), for older
+    #: tools and boto3's default presigned URLs in us-east-1.
+    allow_sigv2: bool = False
+    #: Accept browser form uploads (PostObject with a signed POST policy).
+    allow_presigned_post: bool = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Name of the default storage backend (see ``s3proxy plugins``).
     backend: str = "local"
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     s3: S3Config = msgspec.field(default_factory=S3Config)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    multipart: MultipartConfig = msgspec.field(default_factory=MultipartConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     #: Plugins not to load, by name (``s3proxy plugins`` shows the names).
     disable_plugins: list[str] = msgspec.field(default_factory=list)
     #: Settings per backend name, validated by the backend's own Struct.
     backends: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    #: Per-bucket routes: ``[buckets.<name>]`` with ``backend = "<name>"`` plus settings
+    #: that override ``[backends.<name>]`` for this bucket (see storage/routing.py).
+    buckets: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 # Field names whose values are secrets: redacted by ``s3proxy config``.
@@ -192,6 +292,8 @@ def load(config_file: str | None = None, environ: typing.Mapping[str, str] | Non
     cfg: Config = convert(raw_config(config_file, environ), Config, "")
     if cfg.server.workers < 1:
         raise ConfigError("invalid config server.workers: Expected a value >= 1")
+    if cfg.multipart.min_part_size < 0 or cfg.multipart.keepalive <= 0:
+        raise ConfigError("invalid config multipart: sizes and intervals must be positive")
     return cfg
 
 

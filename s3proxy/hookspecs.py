@@ -20,7 +20,9 @@ import pluggy
 if TYPE_CHECKING:
     from s3proxy.auth import Principal
     from s3proxy.config import Config
+    from s3proxy.events import EventSink
     from s3proxy.s3.http import S3Request
+    from s3proxy.storage.backend import StorageBackend
 
 PROJECT = "s3proxy"
 
@@ -92,6 +94,40 @@ def make_authorizer(config: Config) -> Authorizer | None:
     """
 
 
+# -- layers --------------------------------------------------------------------------
+
+
+@hookspec
+def wrap_backend(backend: StorageBackend, config: Config) -> StorageBackend | None:
+    """Return a backend that wraps ``backend`` (a storage layer), or None to leave it.
+
+    Called once per worker at start. Layers that change what is stored or how it is
+    read (a read cache, at-rest encryption or compression) wrap the backend the S3
+    handlers use, so every S3 semantic (ranges, conditionals, listings, multipart)
+    keeps working on top of them. Implementations are chained: each receives the
+    previous one's result. ``tryfirst`` implementations wrap first, i.e. sit closest to
+    the storage (transforms); the rest wrap around them (caches).
+
+    A layer may keep its own per-object data in ``ObjectMetadata.layers`` (stored with
+    the object). It must report sizes, ETags and ranges as the client sees the object.
+
+    :param backend: the backend to wrap (possibly already wrapped).
+    :param config: the validated configuration.
+    """
+
+
+@hookspec
+def make_event_sink(config: Config) -> EventSink | None:
+    """Return a sink for S3 event notifications, or None (called once per worker).
+
+    Every sink receives each event (``s3proxy.events.S3Event``: ObjectCreated:Put,
+    :Post, :Copy, :CompleteMultipartUpload, ObjectRemoved:Delete) after the change has
+    committed. ``publish`` is called on the request path and must only enqueue.
+
+    :param config: the validated configuration.
+    """
+
+
 __all__ = [
     "PROJECT",
     "Authenticator",
@@ -101,5 +137,7 @@ __all__ = [
     "hookspec",
     "make_authenticator",
     "make_authorizer",
+    "make_event_sink",
     "register_backends",
+    "wrap_backend",
 ]

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import gzip
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from opentelemetry import propagate, trace
+
+from s3proxy.auth import Principal
 from s3proxy.config import Config
-from s3proxy.observability import new_request_id, operation_var, request_id_var
+from s3proxy.events import EventSink
+from s3proxy.hookspecs import Authenticator, Authorizer
+from s3proxy.observability import (
+    active_requests,
+    auth_failures,
+    bytes_received,
+    bytes_sent,
+    new_request_id,
+    operation_var,
+    rejected_requests,
+    request_duration,
+    request_id_var,
+    requests_total,
+)
 from s3proxy.s3 import cors, xml
 from s3proxy.s3.dispatch import (
     Target,
@@ -19,10 +40,13 @@ from s3proxy.s3.dispatch import (
 )
 from s3proxy.s3.errors import S3Error
 from s3proxy.s3.http import ClientDisconnected, S3Request, S3Response
+from s3proxy.s3.limits import Limits
 from s3proxy.s3.operations import Handlers
+from s3proxy.s3.post_policy import Policy
 from s3proxy.storage.backend import StorageBackend
 
 log = logging.getLogger("s3proxy.s3")
+audit_log = logging.getLogger("s3proxy.audit")
 
 Scope = dict[str, Any]
 Receive = Any
@@ -47,16 +71,48 @@ def _query(scope: Scope) -> dict[str, str]:
     return out
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
+@dataclass(slots=True)
+class Exchange:
+    """What the audit log records about one request."""
+
+    request_id: str
+    method: str
+    resource: str
+    client: str
+    started: float = field(default_factory=time.perf_counter)
+    operation: str = ""
+    bucket: str | None = None
+    key: str | None = None
+    principal: str = "-"
+    status: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: Whether the request body was read to its end (or there was none).
+    body_done: bool = False
+
+
+async def _body(receive: Receive, exchange: Exchange) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()
         chunk = message.get("body", b"")
         if chunk:
+            exchange.bytes_in += len(chunk)
             yield chunk
         if not message.get("more_body", False):
+            exchange.body_done = True
             return
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    length = headers.get("content-length", "0")
+    return "transfer-encoding" in headers or (length != "0" and length != "")
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else ""
 
 
 def error_body(err: S3Error, request_id: str) -> bytes:
@@ -68,70 +124,181 @@ def error_body(err: S3Error, request_id: str) -> bytes:
     return xml.document("Error", fields, namespace=False)
 
 
+# Operations whose duration follows the size of a body: no whole-request timeout.
+STREAMING_OPERATIONS = frozenset(
+    {
+        "GetObject",
+        "PutObject",
+        "UploadPart",
+        "UploadPartCopy",
+        "CopyObject",
+        "CompleteMultipartUpload",
+        "PostObject",
+    }
+)
+_COMPRESS_MIN = 1024
+_tracer = trace.get_tracer("s3proxy")
+
+
 class S3App:
     """Serves the S3 API for one backend."""
 
-    def __init__(self, backend: StorageBackend, handlers: Handlers, config: Config) -> None:
+    def __init__(
+        self,
+        backend: StorageBackend,
+        handlers: Handlers,
+        config: Config,
+        authenticator: Authenticator,
+        authorizers: list[Authorizer],
+        draining: Callable[[], bool] = lambda: False,
+        sinks: tuple[EventSink, ...] = (),
+    ) -> None:
         self.backend = backend
         self.handlers = handlers
         self.config = config
+        self.authenticator = authenticator
+        self.authorizers = authorizers
+        self.limits = Limits(config.limits)
+        self.draining = draining
+        self.sinks = sinks
+
+    def _request_id(self, headers: dict[str, str]) -> str:
+        name = self.config.server.request_id_header
+        if name:
+            given = headers.get(name.lower(), "")
+            # Only ids that are safe to echo in headers and logs.
+            if 0 < len(given) <= 128 and given.isprintable() and given.isascii():
+                return given
+        return new_request_id()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = new_request_id()
+        headers = _headers(scope)
+        request_id = self._request_id(headers)
         request_id_var.set(request_id)
         operation_var.set("")
         method = scope["method"]
-        headers = _headers(scope)
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        raw_path = raw_path.split(b"?", 1)[0]
+        original_path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+        raw_path = original_path
         if self.config.s3.base_domains and "host" in headers:
             raw_path = virtual_host_path(raw_path, headers["host"], self.config.s3.base_domains)
-        resource = raw_path.decode("latin-1")
+        exchange = Exchange(request_id, method, raw_path.decode("latin-1"), _client(scope))
+        self.limits.in_flight += 1
+        active_requests.add(1)
+        with _tracer.start_as_current_span(
+            method, context=propagate.extract(headers), kind=trace.SpanKind.SERVER
+        ) as span:
+            try:
+                await self._serve(scope, receive, send, original_path, raw_path, headers, exchange)
+            finally:
+                self.limits.in_flight -= 1
+                active_requests.add(-1)
+                self._record(exchange, span)
+                _audit(exchange)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        original_path: bytes,
+        raw_path: bytes,
+        headers: dict[str, str],
+        exchange: Exchange,
+    ) -> None:
+        method = exchange.method
+        resource = exchange.resource
         cors_cfg = self.config.s3.cors
         try:
             if method == "OPTIONS":
-                operation_var.set("PreflightRequest")
+                exchange.operation = "PreflightRequest"
+                operation_var.set(exchange.operation)
                 response = cors.preflight(cors_cfg, headers)
             else:
+                if self.draining():
+                    raise S3Error("ServiceUnavailable", "The server is shutting down.")
+                header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+                self.limits.admit(
+                    exchange.client.rsplit(":", 1)[0],
+                    raw_path,
+                    scope.get("query_string", b""),
+                    headers,
+                    header_bytes,
+                )
                 response = await self._handle(
-                    scope, receive, raw_path, headers, request_id, resource
+                    scope, receive, original_path, raw_path, headers, exchange
                 )
         except S3Error as err:
-            response = self._error(err, request_id, resource)
+            if err.code in ("SlowDown", "EntityTooLarge", "RequestTimeout"):
+                rejected_requests.add(1, {"reason": err.code})
+            response = self._error(err, exchange.request_id, resource)
         except ClientDisconnected:
             log.info("client disconnected before the request body was complete")
+            exchange.status = 499  # nginx's "client closed request": nothing was sent
             return
         except Exception:
             log.exception("unhandled error")
-            response = self._error(S3Error("InternalError"), request_id, resource)
+            response = self._error(S3Error("InternalError"), exchange.request_id, resource)
         if cors_cfg.allowed_origins and method != "OPTIONS":
             response.headers.extend(cors.response_headers(cors_cfg, headers))
-        await self._send(send, response, request_id, head=method == "HEAD")
+        if self.config.telemetry.compress_xml:
+            _maybe_compress(response, headers)
+        if not exchange.body_done and _has_body(headers):
+            # A refusal sent before the body was read: the unread bytes would be taken
+            # for the next request on this connection, so end the connection instead.
+            response.headers.append(("connection", "close"))
+        exchange.status = response.status
+        await self._send(send, response, exchange, head=method == "HEAD")
+
+    def _record(self, exchange: Exchange, span: trace.Span) -> None:
+        op = exchange.operation or "Unknown"
+        route = "/" if exchange.bucket is None else "/{bucket}"
+        if exchange.key is not None:
+            route = "/{bucket}/{key}"
+        status = exchange.status
+        request_duration.record(
+            time.perf_counter() - exchange.started,
+            {
+                "http.request.method": exchange.method,
+                "http.response.status_code": status,
+                "http.route": route,
+                "s3.operation": op,
+            },
+        )
+        requests_total.add(1, {"operation": op, "status_class": f"{status // 100}xx"})
+        if exchange.bytes_in:
+            bytes_received.add(exchange.bytes_in, {"operation": op})
+        if exchange.bytes_out:
+            bytes_sent.add(exchange.bytes_out, {"operation": op})
+        if span.is_recording():
+            span.update_name(f"{exchange.method} {route}")
+            span.set_attribute("http.request.method", exchange.method)
+            span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("s3.operation", op)
+            span.set_attribute("s3.request_id", exchange.request_id)
+            if exchange.bucket and self.config.telemetry.span_bucket_attribute:
+                span.set_attribute("s3.bucket", exchange.bucket)
+            if status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
 
     async def _handle(
         self,
         scope: Scope,
         receive: Receive,
+        original_path: bytes,
         raw_path: bytes,
         headers: dict[str, str],
-        request_id: str,
-        resource: str,
+        exchange: Exchange,
     ) -> S3Response:
         method = scope["method"]
         target = parse_target(raw_path)
         query = _query(scope)
         name = operation(method, target, query, headers)
+        exchange.operation, exchange.bucket, exchange.key = name, target.bucket, target.key
         operation_var.set(name)
-        self._check_bucket_name(target, resource)
-        handler = self.handlers.get(name)
-        if handler is None:
-            raise S3Error(
-                "NotImplemented",
-                f"The {name} operation is not implemented by this proxy.",
-                resource=resource,
-            )
+        self._check_bucket_name(target, exchange.resource)
         req = S3Request(
             method=method,
             operation=name,
@@ -139,13 +306,65 @@ class S3App:
             key=target.key,
             query=query,
             headers=headers,
-            body=_body(receive),
+            body=self.limits.body(_body(receive, exchange)),
             backend=self.backend,
-            request_id=request_id,
-            resource=resource,
+            request_id=exchange.request_id,
+            resource=exchange.resource,
             config=self.config,
+            raw_path=original_path,
+            raw_query=scope.get("query_string", b""),
+            client=exchange.client,
+            sinks=self.sinks,
         )
-        return await handler(req)
+        if name == "PostObject":
+            # The credentials travel inside the form body: the handler calls back.
+            req.verify_form = functools.partial(self._verify_form, req, exchange)
+        else:
+            await self._authenticate(req, exchange, self.authenticator.authenticate(req))
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise S3Error(
+                "NotImplemented",
+                f"The {name} operation is not implemented by this proxy.",
+                resource=exchange.resource,
+            )
+        timeout = self.config.limits.request_timeout
+        if name in STREAMING_OPERATIONS or not timeout:
+            return await handler(req)
+        try:
+            async with asyncio.timeout(timeout):
+                return await handler(req)
+        except TimeoutError:
+            raise S3Error("ServiceUnavailable", "The request took too long; try again.") from None
+
+    async def _authenticate(
+        self, req: S3Request, exchange: Exchange, attempt: Awaitable[Principal]
+    ) -> None:
+        try:
+            principal = await attempt
+        except S3Error:
+            auth_failures.add(1)
+            raise
+        req.principal = principal
+        exchange.principal = principal.name
+        for authorizer in self.authorizers:
+            await authorizer.authorize(principal, req)
+
+    async def _verify_form(
+        self, req: S3Request, exchange: Exchange, fields: dict[str, str]
+    ) -> Policy | None:
+        authenticate_form = getattr(self.authenticator, "authenticate_form", None)
+        if authenticate_form is None:
+            raise S3Error("NotImplemented", "The authenticator does not accept form uploads.")
+        policy: Policy | None = None
+
+        async def attempt() -> Principal:
+            nonlocal policy
+            principal, policy = await authenticate_form(req, fields)
+            return principal  # type: ignore[no-any-return]
+
+        await self._authenticate(req, exchange, attempt())
+        return policy
 
     @staticmethod
     def _check_bucket_name(target: Target, resource: str) -> None:
@@ -163,10 +382,11 @@ class S3App:
         headers = [("content-type", "application/xml"), *err.headers]
         return S3Response(status=err.status, headers=headers, body=body)
 
-    async def _send(self, send: Send, response: S3Response, request_id: str, head: bool) -> None:
+    async def _send(self, send: Send, response: S3Response, exchange: Exchange, head: bool) -> None:
+        rid = exchange.request_id.encode()
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-        headers.append((b"x-amz-request-id", request_id.encode()))
-        headers.append((b"x-amz-id-2", request_id.encode()))
+        headers.append((b"x-amz-request-id", rid))
+        headers.append((b"x-amz-id-2", rid))
         headers.append((b"server", b"s3proxy"))
         body = response.body
         if isinstance(body, bytes):
@@ -180,6 +400,7 @@ class S3App:
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
             await send({"type": "http.response.body", "body": b"" if head else body})
+            exchange.bytes_out = 0 if head else len(body)
             return
         if response.content_length is not None:
             headers.append((b"content-length", str(response.content_length).encode()))
@@ -187,8 +408,9 @@ class S3App:
         sent = 0
         try:
             async for chunk in body:
-                sent += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
+                exchange.bytes_out = sent
         except Exception:
             # Headers are gone: the only honest signal left is to cut the connection.
             log.exception("response body failed after %d bytes", sent)
@@ -199,3 +421,38 @@ class S3App:
             if aclose is not None:
                 await aclose()
         await send({"type": "http.response.body", "body": b""})
+
+
+def _maybe_compress(response: S3Response, headers: dict[str, str]) -> None:
+    """gzip XML documents for clients that accept it; object bodies are never touched."""
+    body = response.body
+    if not isinstance(body, bytes) or len(body) < _COMPRESS_MIN:
+        return
+    if "gzip" not in headers.get("accept-encoding", ""):
+        return
+    if ("content-type", "application/xml") not in response.headers:
+        return
+    response.body = gzip.compress(body, compresslevel=5)
+    response.headers += [("content-encoding", "gzip"), ("vary", "Accept-Encoding")]
+
+
+def _audit(exchange: Exchange) -> None:
+    """One line per request on its own logger, so it can be routed separately."""
+    audit_log.info(
+        "%s %s %s",
+        exchange.operation or exchange.method,
+        exchange.resource,
+        exchange.status,
+        extra={
+            "fields": {
+                "principal": exchange.principal,
+                "bucket": exchange.bucket,
+                "key": exchange.key,
+                "status": exchange.status,
+                "bytes_in": exchange.bytes_in,
+                "bytes_out": exchange.bytes_out,
+                "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 3),
+                "client": exchange.client,
+            }
+        },
+    )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from s3proxy.config import Config
+from s3proxy.events import EventSink, S3Event
 
 if TYPE_CHECKING:
     from s3proxy.auth import Principal
@@ -52,6 +53,26 @@ class S3Request:
     #: For PostObject, whose credentials travel in the form: authenticates and
     #: authorizes the form fields, returning the checked POST policy (None if unsigned).
     verify_form: Callable[[dict[str, str]], Awaitable[Policy | None]] = _no_form
+    #: Event sinks (from ``make_event_sink``); see ``emit``.
+    sinks: tuple[EventSink, ...] = ()
+
+    def emit(self, name: str, key: str, size: int | None = None, etag: str | None = None) -> None:
+        """Announce a committed change of ``key`` in this request's bucket."""
+        if not self.sinks or self.bucket is None:
+            return
+        event = S3Event(
+            name=name,
+            bucket=self.bucket,
+            key=key,
+            request_id=self.request_id,
+            region=self.region,
+            principal=self.principal.name if self.principal else "anonymous",
+            source_ip=self.client.rsplit(":", 1)[0],
+            size=size,
+            etag=etag,
+        )
+        for sink in self.sinks:
+            sink.publish(event)
 
     @property
     def region(self) -> str:

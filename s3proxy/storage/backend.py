@@ -66,6 +66,9 @@ class ObjectMetadata(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=F
     #: Sizes of the parts of an object made by a multipart upload, in order (for
     #: GetObject/HeadObject ``partNumber``); empty for single-part objects.
     part_sizes: list[int] = []
+    #: Per-object data of storage layers (``wrap_backend`` plugins), e.g. the size of
+    #: an object before a transform; opaque to the S3 layer.
+    layers: dict[str, str] = {}
 
 
 @dataclass(slots=True)

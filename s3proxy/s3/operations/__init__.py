@@ -41,11 +41,26 @@ def storage_errors(bucket: str, key: str = "") -> Iterator[None]:
 
 
 def all_handlers() -> Handlers:
-    from s3proxy.s3.operations import bucket_config, buckets, listing, objects
+    from s3proxy.s3.operations import (
+        bucket_config,
+        buckets,
+        copy,
+        delete,
+        listing,
+        multipart,
+        multipart_listing,
+        objects,
+        post_object,
+    )
 
     return {
         **buckets.HANDLERS,
         **bucket_config.HANDLERS,
         **listing.HANDLERS,
         **objects.HANDLERS,
+        **copy.HANDLERS,
+        **delete.HANDLERS,
+        **multipart.HANDLERS,
+        **multipart_listing.HANDLERS,
+        **post_object.HANDLERS,
     }

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from s3proxy import events
 from s3proxy.s3 import checksums, xml
 from s3proxy.s3.conditions import WriteConditions, check_copy_source, write_conditions
 from s3proxy.s3.dispatch import valid_bucket_name
@@ -159,6 +160,7 @@ async def copy_object(req: S3Request) -> S3Response:
         aclose = getattr(source.body, "aclose", None)
         if aclose is not None:
             await aclose()
+    req.emit(events.OBJECT_CREATED_COPY, key, info.size, info.etag)
     body = xml.document(
         "CopyObjectResult",
         [

@@ -6,6 +6,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from s3proxy import events
 from s3proxy.s3 import checksums, xml
 from s3proxy.s3.conditions import etag_matches
 from s3proxy.s3.errors import S3Error, from_storage
@@ -91,6 +92,7 @@ async def _delete_one(req: S3Request, bucket: str, item: ToDelete) -> Outcome:
         await req.backend.delete(bucket, item.key)
     except StorageError as exc:
         return Outcome(item, from_storage(exc, bucket=bucket, key=item.key))
+    req.emit(events.OBJECT_REMOVED_DELETE, item.key)
     return Outcome(item)
 
 

@@ -18,6 +18,8 @@ from typing import Protocol
 from urllib.parse import quote
 from xml.etree import ElementTree
 
+from s3proxy import events
+from s3proxy.observability import multipart_uploads
 from s3proxy.s3 import checksums, xml
 from s3proxy.s3 import multipart_checksums as mpc
 from s3proxy.s3.conditions import check_copy_source, write_conditions
@@ -91,6 +93,7 @@ async def create_multipart_upload(req: S3Request) -> S3Response:
     )
     with storage_errors(bucket, key):
         upload = await engine(req).create(bucket, key, meta, algorithm, checksum_type)
+    multipart_uploads.add(1, {"event": "created"})
     body = xml.document(
         "InitiateMultipartUploadResult",
         [("Bucket", bucket), ("Key", key), ("UploadId", upload.upload_id)],
@@ -108,6 +111,7 @@ async def abort_multipart_upload(req: S3Request) -> S3Response:
     upload = await find_upload(req)
     with upload_errors(req, upload.bucket, upload.key):
         await engine(req).abort(upload)
+    multipart_uploads.add(1, {"event": "aborted"})
     return S3Response(status=204)
 
 
@@ -307,6 +311,8 @@ async def complete_multipart_upload(req: S3Request) -> S3Response:
                 )
             except PreconditionFailed as exc:
                 raise put_error(exc, conditions) from exc
+        multipart_uploads.add(1, {"event": "completed"})
+        req.emit(events.OBJECT_CREATED_COMPLETE, key, info.size, info.etag)
         result: list[xml.Node] = [
             ("Location", _location(req, bucket, key)),
             ("Bucket", bucket),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from email.utils import format_datetime
 
+from s3proxy import events
 from s3proxy.s3 import checksums
 from s3proxy.s3.conditions import (
     NotModified,
@@ -201,6 +202,7 @@ async def put_object(req: S3Request) -> S3Response:
             raise S3Error(
                 "NotImplemented", "Conditional writes are not supported by this backend."
             ) from exc
+    req.emit(events.OBJECT_CREATED_PUT, key, info.size, info.etag)
     headers = [("etag", f'"{info.etag}"'), *checksums.response_headers(info.metadata.checksums)]
     return S3Response(headers=headers)
 
@@ -310,6 +312,7 @@ async def delete_object(req: S3Request) -> S3Response:
             if not etag_matches(if_match, info.etag):
                 raise precondition_failed("If-Match")
         await req.backend.delete(bucket, key)
+    req.emit(events.OBJECT_REMOVED_DELETE, key)
     return S3Response(status=204)
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
+from s3proxy import events
 from s3proxy.s3 import post_policy, xml
 from s3proxy.s3.errors import S3Error
 from s3proxy.s3.http import S3Request, S3Response, xml_response
@@ -130,6 +131,7 @@ async def post_object(req: S3Request) -> S3Response:
 
     with storage_errors(req.bucket, key):
         info = await req.backend.put(req.bucket, key, PutBody(chunks=chunks(), finish=finish))
+    req.emit(events.OBJECT_CREATED_POST, key, info.size, info.etag)
     etag = f'"{info.etag}"'
     location = f"/{req.bucket}/{quote(key)}"
     redirect = fields.get("success_action_redirect") or fields.get("redirect")

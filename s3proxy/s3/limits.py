@@ -1,0 +1,103 @@
+"""Request limits: per-client rate, concurrency shedding, sizes and body idle timeout.
+
+All checks happen before the backend is touched, and answer with S3-shaped errors
+(``SlowDown`` 503 with ``Retry-After``, ``EntityTooLarge``, ``RequestTimeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+
+from s3proxy.config import LimitsConfig
+from s3proxy.s3.errors import S3Error
+
+# Clients tracked by the rate limiter; the least recently seen are forgotten first.
+MAX_TRACKED_CLIENTS = 10_000
+
+
+class RateLimiter:
+    """Token bucket per client address."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(max(burst, 1))
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def check(self, client: str) -> None:
+        now = time.monotonic()
+        tokens, last = self._buckets.pop(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[client] = (tokens, now)
+            retry = max(1, math.ceil((1 - tokens) / self.rate))
+            raise slow_down(retry, "Rate limit exceeded for this client.")
+        self._buckets[client] = (tokens - 1, now)
+        if len(self._buckets) > MAX_TRACKED_CLIENTS:
+            self._buckets.popitem(last=False)
+
+
+def slow_down(retry_after: int, message: str) -> S3Error:
+    return S3Error("SlowDown", message, headers=[("retry-after", str(retry_after))])
+
+
+class Limits:
+    """The per-worker state of every limit."""
+
+    def __init__(self, cfg: LimitsConfig) -> None:
+        self.cfg = cfg
+        self.in_flight = 0
+        self.rate = (
+            RateLimiter(cfg.rate_per_client, cfg.rate_burst) if cfg.rate_per_client else None
+        )
+
+    def admit(
+        self,
+        client_host: str,
+        raw_path: bytes,
+        query: bytes,
+        headers: Mapping[str, str],
+        header_bytes: int,
+    ) -> None:
+        """Refuse a request before any work is done for it."""
+        cfg = self.cfg
+        if cfg.max_concurrent_requests and self.in_flight >= cfg.max_concurrent_requests:
+            raise slow_down(1, "Too many requests in progress; try again.")
+        if self.rate is not None:
+            self.rate.check(client_host)
+        if cfg.max_url_bytes and len(raw_path) + len(query) > cfg.max_url_bytes:
+            raise S3Error("InvalidURI", "The request URI is too long.")
+        if cfg.max_header_bytes and header_bytes > cfg.max_header_bytes:
+            raise S3Error("RequestHeaderSectionTooLarge")
+        if cfg.max_object_size:
+            # aws-chunked framing makes Content-Length exceed the object: prefer the
+            # decoded length when the client declares one.
+            declared = headers.get("x-amz-decoded-content-length") or headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > cfg.max_object_size:
+                raise S3Error("EntityTooLarge", extra={"MaxSizeAllowed": str(cfg.max_object_size)})
+
+    def body(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Time out a body that stalls for longer than ``body_idle_timeout``."""
+        if not self.cfg.body_idle_timeout:
+            return chunks
+        return _idle_timeout(chunks, self.cfg.body_idle_timeout)
+
+
+async def _idle_timeout(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            # asyncio.timeout, not wait_for: no extra task per chunk on the hot path.
+            async with asyncio.timeout(seconds):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise S3Error(
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to "
+                "within the timeout period.",
+            ) from None
+        yield chunk
