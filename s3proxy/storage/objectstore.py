@@ -21,6 +21,7 @@ import asyncio
 import builtins
 import contextlib
 import struct
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,6 +37,7 @@ from s3proxy.storage.backend import (
     BucketInfo,
     BucketNotEmpty,
     Capabilities,
+    ConditionalRequestConflict,
     GetResult,
     NoSuchBucket,
     NoSuchKey,
@@ -43,6 +45,7 @@ from s3proxy.storage.backend import (
     ObjectMetadata,
     PreconditionFailed,
     PutBody,
+    PutMode,
     ReadPlan,
     StorageError,
 )
@@ -59,6 +62,8 @@ PUT_CONCURRENCY = 2
 # How many objects' trailers a listing reads at once.
 LIST_PREFETCH = 32
 _READ_RETRIES = 3
+# Private namespace where conditional writes stage their body before the final rename.
+STAGING_NAMESPACE = "conditional-put"
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta
@@ -272,8 +277,26 @@ class ObstoreBackend:
             )
         raise BackendUnavailable("object kept changing while being read")
 
-    async def put(self, bucket: str, key: str, body: PutBody, *, namespace: str = "") -> ObjectInfo:
+    async def put(
+        self,
+        bucket: str,
+        key: str,
+        body: PutBody,
+        *,
+        namespace: str = "",
+        mode: PutMode = "overwrite",
+        if_match: str | None = None,
+    ) -> ObjectInfo:
         await self.head_bucket(bucket)
+        path = self._path(bucket, key, namespace)
+        if mode == "overwrite" and if_match is None:
+            size, meta = await self._write(path, body)
+        else:
+            size, meta = await self._put_conditional(bucket, path, body, mode, if_match)
+        return ObjectInfo(key=key, size=size, last_modified=datetime.now(UTC), metadata=meta)
+
+    async def _write(self, path: str, body: PutBody) -> tuple[int, ObjectMetadata]:
+        """Stream ``body`` plus its trailer to ``path`` in one atomic write."""
         size = 0
         meta: ObjectMetadata | None = None
 
@@ -288,14 +311,53 @@ class ObstoreBackend:
         await _translate(
             obstore.put_async(
                 self.store,
-                self._path(bucket, key, namespace),
+                path,
                 framed(),
                 chunk_size=PUT_CHUNK,
                 max_concurrency=PUT_CONCURRENCY,
             )
         )
         assert meta is not None
-        return ObjectInfo(key=key, size=size, last_modified=datetime.now(UTC), metadata=meta)
+        return size, meta
+
+    # -- conditional writes (If-None-Match: * / If-Match) ---------------------------
+    #
+    # obstore only honours put modes for single-request uploads, which would hold the
+    # whole body in memory. So the body streams to a private staging object first and
+    # is then moved into place: create-only with an atomic rename that refuses to
+    # overwrite; If-Match by re-checking the S3 ETag just before the rename (a window
+    # of one metadata read, since stores offer no compare-and-swap rename).
+
+    async def _check_current(self, path: str, mode: PutMode, if_match: str | None) -> None:
+        try:
+            info, _, _ = await self._read_head(path)
+        except NoSuchKey:
+            if if_match is not None:
+                raise
+            return
+        if mode == "create" or (if_match not in ("*", None) and info.etag != if_match):
+            raise PreconditionFailed()
+
+    async def _put_conditional(
+        self, bucket: str, path: str, body: PutBody, mode: PutMode, if_match: str | None
+    ) -> tuple[int, ObjectMetadata]:
+        # Refuse before reading the body (and before a 100-continue goes out).
+        await self._check_current(path, mode, if_match)
+        staging = self._path(bucket, uuid.uuid4().hex, STAGING_NAMESPACE)
+        try:
+            size, meta = await self._write(staging, body)
+            if mode == "create":
+                await _translate(obstore.rename_async(self.store, staging, path, overwrite=False))
+            else:
+                try:
+                    await self._check_current(path, mode, if_match)
+                except NoSuchKey:
+                    raise ConditionalRequestConflict() from None
+                await _translate(obstore.rename_async(self.store, staging, path))
+        finally:
+            with contextlib.suppress(NoSuchKey):
+                await _translate(obstore.delete_async(self.store, staging))
+        return size, meta
 
     async def delete(self, bucket: str, key: str, *, namespace: str = "") -> None:
         with contextlib.suppress(NoSuchKey):
@@ -344,7 +406,8 @@ class ObstoreBackend:
         Keys rolled up into a common prefix are skipped without reading their metadata.
         """
         await self.head_bucket(bucket)
-        pending: builtins.list[tuple[str, str | None]] = []  # (key or prefix, path if object)
+        # (key or common prefix, the object's listing entry; None for a prefix)
+        pending: builtins.list[tuple[str, ObjectMeta | None]] = []
         # Resuming after a common prefix must not yield it (or its keys) again.
         last_prefix: str | None = start_after or None
         async for key, meta in self._list_paths(bucket, prefix, start_after, namespace):
@@ -356,7 +419,7 @@ class ObstoreBackend:
                         last_prefix = common
                         pending.append((common, None))
                     continue
-            pending.append((key, meta["path"]))
+            pending.append((key, meta))
             if len(pending) >= LIST_PREFETCH:
                 for entry in await self._resolve(pending):
                     yield entry
@@ -365,13 +428,15 @@ class ObstoreBackend:
             yield entry
 
     async def _resolve(
-        self, pending: builtins.list[tuple[str, str | None]]
+        self, pending: builtins.list[tuple[str, ObjectMeta | None]]
     ) -> builtins.list[ObjectInfo | str]:
-        async def one(key: str, path: str | None) -> ObjectInfo | str | None:
-            if path is None:
+        """Listing entries -> ObjectInfo (reading metadata, concurrently) or prefixes."""
+
+        async def one(key: str, meta: ObjectMeta | None) -> ObjectInfo | str | None:
+            if meta is None:
                 return key
             try:
-                info, _, _ = await self._read_head(path)
+                info, _, _ = await self._read_head(meta["path"])
             except NoSuchKey:
                 return None  # deleted since it was listed
             info.key = key

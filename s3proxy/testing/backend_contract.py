@@ -408,3 +408,37 @@ class BackendContract:
         ls = await self.fill(backend, bucket, ["a/1", "a/2", "b/1", "b/2", "c"])
         assert await ls(delimiter="/", start_after="a/") == [Prefix("b/"), "c"]
         assert await ls(delimiter="/", start_after="b/") == ["c"]
+
+    # -- private namespaces (e.g. staged multipart parts) ---------------------------
+
+    async def test_namespace_is_private(self, backend: StorageBackend, bucket: str) -> None:
+        await backend.put(bucket, "k", make_body(b"client"))
+        await backend.put(bucket, "k", make_body(b"private"), namespace="mpu")
+        await backend.put(bucket, "p/1", make_body(b"part"), namespace="mpu")
+        # Same key, separate objects; the client area shows none of the private ones.
+        assert await read_key(backend, bucket, "k") == b"client"
+        assert await read(await backend.get(bucket, "k", namespace="mpu")) == b"private"
+        assert await entries(backend, bucket) == ["k"]
+        with pytest.raises(NoSuchKey):
+            await backend.head(bucket, "p/1")
+        listed = [
+            e.key async for e in backend.list(bucket, namespace="mpu") if isinstance(e, ObjectInfo)
+        ]
+        assert listed == ["k", "p/1"]
+        ns = [e async for e in backend.list(bucket, prefix="p/", delimiter="/", namespace="mpu")]
+        assert [e.key for e in ns if isinstance(e, ObjectInfo)] == ["p/1"]
+        await backend.delete(bucket, "k", namespace="mpu")
+        assert await read_key(backend, bucket, "k") == b"client"
+        with pytest.raises(NoSuchKey):
+            await backend.head(bucket, "k", namespace="mpu")
+
+    async def test_namespace_leaves_bucket_empty_and_goes_with_it(
+        self, backend: StorageBackend, bucket: str
+    ) -> None:
+        self.dynamic(backend)
+        await backend.put(bucket, "u/upload", make_body(b"x"), namespace="mpu")
+        await backend.delete_bucket(bucket)
+        with pytest.raises(NoSuchBucket):
+            await backend.head(bucket, "u/upload", namespace="mpu")
+        await backend.create_bucket(bucket)
+        assert [e async for e in backend.list(bucket, namespace="mpu")] == []

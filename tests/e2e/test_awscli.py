@@ -19,7 +19,7 @@ AWS = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
 @pytest.fixture
 def aws(proxy: ProxyServer, tmp_path: Path):  # type: ignore[no-untyped-def]
     config = tmp_path / "aws-config"
-    # Multipart uploads are a separate issue; keep the CLI on single PUTs for now.
+    # Single PUTs here; tests/e2e/test_multipart.py drives the CLI's multipart uploads.
     config.write_text("[default]\nregion = us-east-1\ns3 =\n    multipart_threshold = 1GB\n")
     env = {
         **os.environ,

@@ -1,4 +1,4 @@
-"""The core S3 operations through a running proxy, driven by boto3 (both built-in lanes)."""
+"""The core S3 operations through a running proxy, driven by boto3, on every backend lane."""
 
 from __future__ import annotations
 
@@ -9,6 +9,21 @@ import uuid
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+
+from s3proxy.storage.obstore_errors import KeyTooLongForBackend
+from tests.conftest import (
+    ALL_LANES,
+    BUILTIN_LANES,
+    Lanes,
+    ProxyServer,
+    s3_code_of,
+)
+
+
+@pytest.fixture(scope="session", params=ALL_LANES)
+def proxy(request: pytest.FixtureRequest, lanes: Lanes) -> ProxyServer:
+    """These tests run on every backend lane, the cloud emulators included."""
+    return lanes.get(request.param)
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -177,7 +192,15 @@ AWKWARD_KEYS = [
 
 
 @pytest.mark.parametrize("key", AWKWARD_KEYS, ids=range(len(AWKWARD_KEYS)))
-def test_awkward_keys_round_trip(s3, bucket, key: str) -> None:
+def test_awkward_keys_round_trip(proxy, s3, bucket, key: str) -> None:
+    if proxy.backend not in BUILTIN_LANES and len(key.encode()) > 1000:
+        # A cloud caps object names at 1024 bytes, and the lane's prefix counts.
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        if s3_code_of(KeyTooLongForBackend()) != "KeyTooLongError":
+            pytest.xfail("s3/errors.py does not map KeyTooLongForBackend yet")
+        assert error_of(exc) == ("KeyTooLongError", 400)
+        return
     s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
     listed = s3.list_objects_v2(Bucket=bucket)
@@ -288,7 +311,7 @@ def test_list_missing_bucket(s3) -> None:
 @pytest.mark.parametrize(
     ("call", "operation"),
     [
-        (lambda s3, b: s3.create_multipart_upload(Bucket=b, Key="k"), "CreateMultipartUpload"),
+        (lambda s3, b: s3.get_object_torrent(Bucket=b, Key="k"), "GetObjectTorrent"),
         (
             lambda s3, b: s3.put_object_tagging(
                 Bucket=b, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}

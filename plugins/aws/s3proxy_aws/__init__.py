@@ -1,1 +1,1 @@
-"""s3proxy backend plugin for AWS S3 (obstore S3Store)."""
+"""s3proxy backend plugin for Amazon S3 (obstore S3Store)."""
