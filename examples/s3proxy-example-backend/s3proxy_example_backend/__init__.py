@@ -1,0 +1,1 @@
+"""Example s3proxy backend plugin (see docs/plugins.md)."""

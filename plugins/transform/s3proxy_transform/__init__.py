@@ -1,0 +1,1 @@
+"""s3proxy-transform: at-rest encryption and compression as a storage layer."""
