@@ -3,7 +3,9 @@
 Sources, highest first: environment variables ``S3PROXY_<FIELD>`` (nested fields joined
 with ``__``, e.g. ``S3PROXY_SERVER__PORT=9000``, lists comma separated), the TOML file
 named by ``--config`` / ``S3PROXY_CONFIG``, then the defaults below. Unknown keys and
-wrong types are errors that name the field.
+wrong types are errors that name the field. ``S3PROXY_<PLUGIN>_<SETTING>`` variables,
+where ``<plugin>`` names an installed plugin (entry point group ``s3proxy``) and is not
+a field of the tree, are that plugin's own settings (e.g. ``S3PROXY_CACHE_URL``).
 
 Backend settings live under ``[backends.<name>]`` and are validated against the Struct
 that the backend's plugin registered (see ``hookspecs.register_backends``).
@@ -11,6 +13,7 @@ that the backend's plugin registered (see ``hookspecs.register_backends``).
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import tomllib
 import types
@@ -26,7 +29,9 @@ ENV_CONFIG_FILE = "S3PROXY_CONFIG"
 ENV_PLUGINS = "S3PROXY_PLUGINS"
 # Set by ``s3proxy serve`` for its workers: the marker file that announces draining.
 ENV_DRAIN_FILE = "S3PROXY_DRAIN_FILE"
-_NOT_TREE = {ENV_CONFIG_FILE, ENV_PLUGINS, ENV_DRAIN_FILE}
+# Read by the test suite: a missing emulator fails instead of skipping its lane.
+ENV_REQUIRE_EMULATORS = "S3PROXY_REQUIRE_EMULATORS"
+_NOT_TREE = {ENV_CONFIG_FILE, ENV_PLUGINS, ENV_DRAIN_FILE, ENV_REQUIRE_EMULATORS}
 
 
 class ConfigError(Exception):
@@ -34,8 +39,11 @@ class ConfigError(Exception):
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Bind address; anything but loopback requires credentials (see ``[auth]``).
     host: str = "127.0.0.1"
+    #: Bind port.
     port: int = 8080
+    #: Worker processes; one per container is the norm (scale with replicas).
     workers: int = 1
     # Seconds in-flight requests get to finish after SIGTERM.
     shutdown_grace: float = 30.0
@@ -56,11 +64,13 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_object_size: int = 5 * 1024**3
     #: Largest request line path + query, and header section, in bytes.
     max_url_bytes: int = 8192
+    #: Largest request header section, in bytes.
     max_header_bytes: int = 16384
     #: Requests served at once per worker; more are shed with 503 SlowDown.
     max_concurrent_requests: int = 1024
     #: Requests per second per client address (token bucket of ``rate_burst``).
     rate_per_client: float = 0.0
+    #: Requests a client may make at once before the rate applies.
     rate_burst: int = 200
     #: Seconds the server waits for request headers (HTTP/1).
     header_timeout: float = 30.0
@@ -85,6 +95,7 @@ class CorsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Origins allowed to call the proxy: exact, "*" or one wildcard such as
     #: "https://*.example.com".
     allowed_origins: list[str] = msgspec.field(default_factory=list)
+    #: Methods a browser may use.
     allowed_methods: list[str] = msgspec.field(
         default_factory=lambda: ["GET", "PUT", "POST", "DELETE", "HEAD"]
     )
@@ -94,6 +105,7 @@ class CorsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     expose_headers: list[str] = msgspec.field(
         default_factory=lambda: ["ETag", "x-amz-request-id", "x-amz-version-id", "Content-Range"]
     )
+    #: Seconds a browser may cache a preflight answer.
     max_age: int = 3000
 
 
@@ -107,6 +119,7 @@ class S3Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Lowest level logged.
     level: Literal["debug", "info", "warning", "error"] = "info"
     # "auto": human-readable on a terminal, JSON lines otherwise.
     format: Literal["auto", "json", "text"] = "auto"
@@ -128,7 +141,9 @@ class MultipartConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class CredentialConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """An S3 access key the operator issues to clients, with an optional policy."""
 
+    #: The access key id clients sign with (appears in the audit log).
     access_key_id: str
+    #: Its secret (never logged or printed).
     secret_access_key: str
     #: Buckets this key may use (shell-style patterns; "*" for all).
     buckets: list[str] = msgspec.field(default_factory=lambda: ["*"])
@@ -151,7 +166,9 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     public_read_buckets: list[str] = msgspec.field(default_factory=list)
     #: One credential from the environment (S3PROXY_AUTH__ACCESS_KEY_ID / ..._SECRET...).
     access_key_id: str = ""
+    #: The secret of ``access_key_id`` (never logged or printed).
     secret_access_key: str = ""
+    #: Access keys with optional policies (``[[auth.credentials]]`` tables).
     credentials: list[CredentialConfig] = msgspec.field(default_factory=list)
     #: TOML file of ``[[credentials]]`` tables (e.g. a mounted Kubernetes Secret);
     #: re-read when it changes.
@@ -181,6 +198,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     disable_plugins: list[str] = msgspec.field(default_factory=list)
     #: Settings per backend name, validated by the backend's own Struct.
     backends: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    #: Settings of layer plugins (``[plugins.<name>]``, e.g.
+    #: ``S3PROXY_PLUGINS__TRANSFORM__KEY``), validated by each plugin.
+    plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     #: Per-bucket routes: ``[buckets.<name>]`` with ``backend = "<name>"`` plus settings
     #: that override ``[backends.<name>]`` for this bucket (see storage/routing.py).
     buckets: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
@@ -225,13 +245,27 @@ def _is_list(tp: Any) -> bool:
     return False
 
 
+def _plugin_env_prefixes() -> tuple[str, ...]:
+    """``S3PROXY_<NAME>_`` for every installed plugin: variables a plugin reads itself."""
+    names = {ep.name for ep in importlib.metadata.entry_points(group="s3proxy")}
+    return tuple(f"{ENV_PREFIX}{n.upper().replace('-', '_')}_" for n in names)
+
+
 def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     """The nested dict that S3PROXY_* environment variables describe."""
     tree: dict[str, Any] = {}
+    fields = set(Config.__struct_fields__)
+    plugin_prefixes: tuple[str, ...] | None = None
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _NOT_TREE:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if path[0] not in fields:
+            # Not the tree's: a plugin's own setting, or an error reported below.
+            if plugin_prefixes is None:
+                plugin_prefixes = _plugin_env_prefixes()
+            if name.startswith(plugin_prefixes):
+                continue
         if not all(path):
             raise ConfigError(f"environment variable {name}: empty name segment")
         if _is_list(_field_type(Config, path)):

@@ -330,8 +330,13 @@ class BackendDoc:
     settings: type[msgspec.Struct] | None
 
 
+# The distributions this reference documents: the core and the cloud plugins shipped
+# with it (an installed example or third-party plugin must not change the page).
+DOCUMENTED = frozenset({"s3proxy", "s3proxy-aws", "s3proxy-azure", "s3proxy-gcp"})
+
+
 def registered_backends() -> list[BackendDoc]:
-    """Every backend the installed plugins register (not S3PROXY_PLUGINS extras)."""
+    """The backends of the documented distributions (not S3PROXY_PLUGINS extras)."""
     from s3proxy.plugins import make_plugin_manager
 
     plugins = make_plugin_manager()
@@ -339,6 +344,7 @@ def registered_backends() -> list[BackendDoc]:
     return [
         BackendDoc(spec.name, spec.description, dists.get(spec.plugin, "?"), spec.config)
         for spec in sorted(plugins.backends.values(), key=lambda s: s.name)
+        if dists.get(spec.plugin) in DOCUMENTED
     ]
 
 

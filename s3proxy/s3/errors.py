@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from s3proxy.storage import backend as st
-from s3proxy.storage.multipart import MultipartError
 
 # code -> (HTTP status, default message), as in the S3 API reference's error list.
 ERRORS: dict[str, tuple[int, str]] = {
@@ -194,8 +193,11 @@ def from_storage(exc: st.StorageError, *, bucket: str = "", key: str = "") -> S3
         return S3Error("ConditionalRequestConflict")
     if isinstance(exc, st.PreconditionFailed):
         return S3Error("PreconditionFailed")
-    if isinstance(exc, MultipartError):
-        return S3Error(exc.code, exc.message or None)
+    # An error that names an S3 code of the table keeps it: multipart rule violations,
+    # a cloud's throttling (SlowDown), a transform layer's AccessDenied for a wrong key.
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code in ERRORS:
+        return S3Error(code, getattr(exc, "message", None) or None)
     if isinstance(exc, st.BackendUnavailable):
         return S3Error("ServiceUnavailable", "The storage backend is unavailable; try again.")
     return S3Error("InternalError")

@@ -120,6 +120,10 @@ class PutBody:
 
     chunks: AsyncIterator[bytes]
     finish: FinishCallback
+    #: The metadata known before the body (content type, user metadata), for layers
+    #: that decide per object before reading it (e.g. compress text only). ``finish()``
+    #: still returns the authoritative record.
+    metadata: ObjectMetadata | None = None
 
 
 ReadPlan = Callable[[ObjectInfo], tuple[int, int]]

@@ -210,7 +210,7 @@ class StagedMultipart:
             checksums=finalize(upload, chosen),
             part_sizes=[p.size for p in chosen],
         )
-        body = PutBody(chunks=self._concat(upload, chosen), finish=lambda: meta)
+        body = PutBody(chunks=self._concat(upload, chosen), finish=lambda: meta, metadata=meta)
         info = await self.backend.put(upload.bucket, upload.key, body, mode=mode, if_match=if_match)
         # The record goes first: from here on the upload no longer exists for clients,
         # and parts left by a crash are aged out by the sweep.

@@ -207,7 +207,7 @@ async def _write_copy(
             return await req.backend.put(
                 bucket,
                 key,
-                PutBody(chunks=chunks(), finish=finish),
+                PutBody(chunks=chunks(), finish=finish, metadata=meta),
                 mode=conditions.mode,
                 if_match=conditions.if_match,
             )

@@ -190,7 +190,7 @@ async def put_object(req: S3Request) -> S3Response:
         meta.checksums = upload.checksums
         return meta
 
-    body = PutBody(chunks=upload.chunks(), finish=finish)
+    body = PutBody(chunks=upload.chunks(), finish=finish, metadata=meta)
     with storage_errors(bucket, key):
         try:
             info = await req.backend.put(

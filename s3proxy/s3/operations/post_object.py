@@ -130,7 +130,8 @@ async def post_object(req: S3Request) -> S3Response:
         return meta
 
     with storage_errors(req.bucket, key):
-        info = await req.backend.put(req.bucket, key, PutBody(chunks=chunks(), finish=finish))
+        upload = PutBody(chunks=chunks(), finish=finish, metadata=meta)
+        info = await req.backend.put(req.bucket, key, upload)
     req.emit(events.OBJECT_CREATED_POST, key, info.size, info.etag)
     etag = f'"{info.etag}"'
     location = f"/{req.bucket}/{quote(key)}"
