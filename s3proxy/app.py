@@ -19,7 +19,7 @@ from s3proxy.observability import (
     setup_logging,
     setup_telemetry,
 )
-from s3proxy.plugins import Plugins, make_plugin_manager
+from s3proxy.plugins import make_plugin_manager
 from s3proxy.s3.handler import S3App
 from s3proxy.s3.operations import all_handlers
 from s3proxy.storage import routing
@@ -107,16 +107,6 @@ async def _send_metrics(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def wrap_backend(plugins: Plugins, backend: Any, cfg: Config) -> Any:
-    """Chain the ``wrap_backend`` layers: tryfirst ones sit closest to the storage."""
-    for impl in reversed(plugins.manager.hook.wrap_backend.get_hookimpls()):
-        wrapped = impl.function(backend=backend, config=cfg)
-        if wrapped is not None:
-            log.info("storage layer from plugin %s", impl.plugin_name)
-            backend = wrapped
-    return backend
-
-
 def create_app(cfg: Config | None = None, backend: StorageBackend | None = None) -> Litestar:
     """Build the app from the effective configuration (env / file when not given)."""
     if cfg is None:
@@ -130,8 +120,8 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
     authenticator = hooks.make_authenticator(config=cfg)
     authorizers = [a for a in hooks.make_authorizer(config=cfg) if a is not None]
     draining = Drain(os.environ.get(config_mod.ENV_DRAIN_FILE))
-    served = wrap_backend(plugins, InstrumentedBackend(backend), cfg)
-    sinks = tuple(s for s in hooks.make_event_sink(config=cfg) if s is not None)
+    served = plugins.wrap_backend(InstrumentedBackend(backend), cfg)
+    sinks = plugins.event_sinks(cfg)
     s3 = S3App(served, all_handlers(), cfg, authenticator, authorizers, draining, sinks)
     readiness = Readiness(backend, cfg.server.ready_cache_seconds)
 
@@ -166,7 +156,8 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
     sweeper: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
-        await backend.start()
+        # Through the layers: each starts what it holds, then what it wraps.
+        await served.start()
         log.info("serving backend %s", backend.name)
         mp = cfg.multipart
         if mp.sweep_interval > 0:
@@ -176,7 +167,11 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
     async def shutdown() -> None:
         for task in sweeper:
             task.cancel()
-        await backend.close()
+        for sink in sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                await close()  # deliver what is queued, bounded by the sink
+        await served.close()
 
     return Litestar(
         route_handlers=[health, ready, metrics, s3_mount],

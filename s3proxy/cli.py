@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -18,6 +19,7 @@ import msgspec
 from s3proxy import config as config_mod
 from s3proxy.config import ConfigError
 from s3proxy.plugins import PluginError, Plugins, make_plugin_manager
+from s3proxy.storage import routing
 
 EXIT_USAGE = 2
 
@@ -53,10 +55,14 @@ def _load() -> tuple[config_mod.Config, Plugins]:
     cfg = config_mod.load()
     plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
     plugins.validate(cfg)
-    # Build the auth chain once here so that an unsafe or invalid setup (no
-    # credentials on a public address, unreadable credentials file) stops start-up.
-    plugins.manager.hook.make_authenticator(config=cfg)
-    plugins.manager.hook.make_authorizer(config=cfg)
+    # Build the auth chain, storage layers and event sinks once here (none of them opens
+    # connections) so that an unsafe or invalid setup (no credentials on a public
+    # address, a bad plugin setting) stops start-up with one clear line.
+    hooks = plugins.manager.hook
+    hooks.make_authenticator(config=cfg)
+    hooks.make_authorizer(config=cfg)
+    plugins.event_sinks(cfg)
+    plugins.wrap_backend(routing.build_backend(plugins, cfg), cfg)
     return cfg, plugins
 
 
@@ -76,6 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             interface=Interfaces.ASGI,
             workers=cfg.server.workers,
             workers_kill_timeout=max(1, int(cfg.server.shutdown_grace)),
+            backlog=LISTEN_BACKLOG,
+            backpressure=_connection_limit(),
             http1_settings=HTTP1Settings(
                 header_read_timeout=max(1, int(cfg.limits.header_timeout * 1000))
             ),
@@ -83,6 +91,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         server.serve()
     return 0
+
+
+#: Connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 4096
+# Descriptors kept free of client connections: files, backend connections, logs.
+_FD_RESERVE = 1024
+
+
+def _connection_limit() -> int:
+    """Client connections one worker holds at once (Granian's ``backpressure``).
+
+    Granian's default (the listen backlog, 1024) counts idle keep-alive connections, so
+    1024 idle clients made the proxy stop accepting anyone. Requests are limited by
+    ``limits.max_concurrent_requests`` instead; connections only by descriptors, whose
+    soft limit is first raised to the hard one.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(soft // 2, soft - _FD_RESERVE)
 
 
 def _draining_server(drain_seconds: float, drain_file: Path) -> Any:

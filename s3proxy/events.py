@@ -75,6 +75,10 @@ class S3Event:
 
 
 class EventSink(Protocol):
-    """Receives events; ``publish`` must return at once (queue, never block)."""
+    """Receives events; ``publish`` must return at once (queue, never block).
+
+    A sink may also have ``async def close()``: the core awaits it when the worker
+    stops, so queued events can be delivered (within the sink's own bound).
+    """
 
     def publish(self, event: S3Event) -> None: ...

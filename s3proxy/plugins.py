@@ -65,6 +65,39 @@ class Plugins:
         settings = convert(raw, spec.config, f"backends.{name}")
         return spec.factory(settings)
 
+    def _call(self, hook: str, plugin: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (ConfigError, PluginError):
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def wrap_backend(self, backend: Any, cfg: Config) -> Any:
+        """Chain the ``wrap_backend`` layers: tryfirst ones sit closest to the storage."""
+        for impl in reversed(self.manager.hook.wrap_backend.get_hookimpls()):
+            wrapped = self._call(
+                "wrap_backend",
+                impl.plugin_name,
+                functools.partial(impl.function, backend=backend, config=cfg),
+            )
+            if wrapped is not None:
+                backend = wrapped
+        return backend
+
+    def event_sinks(self, cfg: Config) -> tuple[Any, ...]:
+        """The sinks the ``make_event_sink`` implementations return."""
+        sinks = []
+        for impl in self.manager.hook.make_event_sink.get_hookimpls():
+            sink = self._call(
+                "make_event_sink", impl.plugin_name, functools.partial(impl.function, config=cfg)
+            )
+            if sink is not None:
+                sinks.append(sink)
+        return tuple(sinks)
+
     def validate(self, cfg: Config) -> None:
         """Check every configured backend section, the default backend and the routes."""
         for name in cfg.backends:
