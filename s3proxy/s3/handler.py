@@ -38,12 +38,12 @@ from s3proxy.s3.dispatch import (
     valid_bucket_name,
     virtual_host_path,
 )
-from s3proxy.s3.errors import S3Error
+from s3proxy.s3.errors import S3Error, from_storage
 from s3proxy.s3.http import ClientDisconnected, S3Request, S3Response
 from s3proxy.s3.limits import Limits
 from s3proxy.s3.operations import Handlers
 from s3proxy.s3.post_policy import Policy
-from s3proxy.storage.backend import StorageBackend
+from s3proxy.storage.backend import StorageBackend, StorageError
 
 log = logging.getLogger("s3proxy.s3")
 audit_log = logging.getLogger("s3proxy.audit")
@@ -184,18 +184,35 @@ class S3App:
         if self.config.s3.base_domains and "host" in headers:
             raw_path = virtual_host_path(raw_path, headers["host"], self.config.s3.base_domains)
         exchange = Exchange(request_id, method, raw_path.decode("latin-1"), _client(scope))
+        args = (scope, receive, send, original_path, raw_path, headers, exchange)
+        if _tracing_active():
+            with _tracer.start_as_current_span(
+                method, context=propagate.extract(headers), kind=trace.SpanKind.SERVER
+            ) as span:
+                await self._run(*args, span)
+        else:
+            await self._run(*args, trace.INVALID_SPAN)
+
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        original_path: bytes,
+        raw_path: bytes,
+        headers: dict[str, str],
+        exchange: Exchange,
+        span: trace.Span,
+    ) -> None:
         self.limits.in_flight += 1
         active_requests.add(1)
-        with _tracer.start_as_current_span(
-            method, context=propagate.extract(headers), kind=trace.SpanKind.SERVER
-        ) as span:
-            try:
-                await self._serve(scope, receive, send, original_path, raw_path, headers, exchange)
-            finally:
-                self.limits.in_flight -= 1
-                active_requests.add(-1)
-                self._record(exchange, span)
-                _audit(exchange)
+        try:
+            await self._serve(scope, receive, send, original_path, raw_path, headers, exchange)
+        finally:
+            self.limits.in_flight -= 1
+            active_requests.add(-1)
+            self._record(exchange, span)
+            _audit(exchange)
 
     async def _serve(
         self,
@@ -229,10 +246,14 @@ class S3App:
                 response = await self._handle(
                     scope, receive, original_path, raw_path, headers, exchange
                 )
+                await _prime(response)
         except S3Error as err:
             if err.code in ("SlowDown", "EntityTooLarge", "RequestTimeout"):
                 rejected_requests.add(1, {"reason": err.code})
             response = self._error(err, exchange.request_id, resource)
+        except StorageError as exc:
+            # A streamed body that failed before its first byte (see _prime).
+            response = self._error(from_storage(exc), exchange.request_id, resource)
         except ClientDisconnected:
             log.info("client disconnected before the request body was complete")
             exchange.status = 499  # nginx's "client closed request": nothing was sent
@@ -249,7 +270,7 @@ class S3App:
             # for the next request on this connection, so end the connection instead.
             response.headers.append(("connection", "close"))
         exchange.status = response.status
-        await self._send(send, response, exchange, head=method == "HEAD")
+        await self._send(send, receive, response, exchange, head=method == "HEAD")
 
     def _record(self, exchange: Exchange, span: trace.Span) -> None:
         op = exchange.operation or "Unknown"
@@ -380,9 +401,11 @@ class S3App:
         log.log(level, "%s %s: %s", err.status, err.code, err.message)
         body = error_body(err, request_id)
         headers = [("content-type", "application/xml"), *err.headers]
-        return S3Response(status=err.status, headers=headers, body=body)
+        return S3Response(status=err.status, headers=headers, body=body, document=True)
 
-    async def _send(self, send: Send, response: S3Response, exchange: Exchange, head: bool) -> None:
+    async def _send(
+        self, send: Send, receive: Receive, response: S3Response, exchange: Exchange, head: bool
+    ) -> None:
         rid = exchange.request_id.encode()
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
         headers.append((b"x-amz-request-id", rid))
@@ -406,8 +429,14 @@ class S3App:
             headers.append((b"content-length", str(response.content_length).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         sent = 0
+        # The server drops sends to a closed connection silently: watch for the client
+        # leaving, or a dropped download would still read the whole object.
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
             async for chunk in body:
+                if gone.done():
+                    log.info("client disconnected after %d bytes of the response", sent)
+                    return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
                 exchange.bytes_out = sent
@@ -416,6 +445,7 @@ class S3App:
             log.exception("response body failed after %d bytes", sent)
             raise
         finally:
+            gone.cancel()
             # A client that goes away mid-download closes the backend stream now.
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
@@ -423,14 +453,61 @@ class S3App:
         await send({"type": "http.response.body", "body": b""})
 
 
+def _tracing_active() -> bool:
+    """Is a tracer provider installed? Without one every span is a no-op, and the
+    extraction of trace context plus the span context manager are skipped."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone (any unread request body is discarded)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _prime(response: S3Response) -> None:
+    """Read a streamed body's first chunk before the status line goes out.
+
+    A backend read that fails before its first byte then becomes an S3 error response
+    (the ASGI server would otherwise answer a bare 500 for a response that was started
+    but sent nothing); once bytes are out, only cutting the connection is left.
+    """
+    body = response.body
+    if isinstance(body, bytes):
+        return
+    try:
+        first = await anext(body)
+    except StopAsyncIteration:
+        first = b""
+    if isinstance(first, bytes) and len(first) == response.content_length:
+        # The whole body came in its first chunk (small objects): send it as one
+        # message, without the streaming machinery.
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        response.body = first
+        return
+    response.body = _chain(first, body)
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _maybe_compress(response: S3Response, headers: dict[str, str]) -> None:
     """gzip XML documents for clients that accept it; object bodies are never touched."""
     body = response.body
-    if not isinstance(body, bytes) or len(body) < _COMPRESS_MIN:
+    if not response.document or not isinstance(body, bytes) or len(body) < _COMPRESS_MIN:
         return
     if "gzip" not in headers.get("accept-encoding", ""):
-        return
-    if ("content-type", "application/xml") not in response.headers:
         return
     response.body = gzip.compress(body, compresslevel=5)
     response.headers += [("content-encoding", "gzip"), ("vary", "Accept-Encoding")]

@@ -95,22 +95,35 @@ class S3Response:
     body: bytes | AsyncIterator[bytes] = b""
     # For streamed bodies: the length to announce (None -> chunked transfer).
     content_length: int | None = None
+    #: A document the proxy wrote (listing, result, error), never object bytes: only
+    #: these may be compressed.
+    document: bool = False
 
 
 def xml_response(body: bytes, status: int = 200) -> S3Response:
-    return S3Response(status=status, headers=[("content-type", "application/xml")], body=body)
+    return S3Response(
+        status=status, headers=[("content-type", "application/xml")], body=body, document=True
+    )
 
 
 async def rechunk(chunks: AsyncIterator[bytes], size: int = BODY_CHUNK) -> AsyncIterator[bytes]:
-    """Coalesce small chunks into ``size``-byte ones (large chunks pass through)."""
-    buf = bytearray()
+    """Coalesce small chunks into ``size``-byte ones (large chunks pass through).
+
+    The pieces are joined once (one copy), rather than appended to a buffer and copied
+    out of it (two copies, and a buffer that reallocates as it grows).
+    """
+    parts: list[bytes] = []
+    held = 0
     async for chunk in chunks:
-        if not buf and len(chunk) >= size:
+        if not held and len(chunk) >= size:
             yield chunk
             continue
-        buf += chunk
-        if len(buf) >= size:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
+        parts.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            joined = b"".join(parts)
+            parts.clear()
+            held = 0
+            yield joined
+    if held:
+        yield b"".join(parts)

@@ -64,7 +64,8 @@ class Limits:
     ) -> None:
         """Refuse a request before any work is done for it."""
         cfg = self.cfg
-        if cfg.max_concurrent_requests and self.in_flight >= cfg.max_concurrent_requests:
+        # in_flight already counts this request.
+        if cfg.max_concurrent_requests and self.in_flight > cfg.max_concurrent_requests:
             raise slow_down(1, "Too many requests in progress; try again.")
         if self.rate is not None:
             self.rate.check(client_host)
