@@ -17,6 +17,8 @@ from s3proxy.storage.backend import NoSuchBucket, NoSuchKey, PreconditionFailed
 _tracer = trace.get_tracer("s3proxy.storage")
 # Answers, not failures: a missing key is S3 semantics, not a backend problem.
 _EXPECTED = (NoSuchKey, NoSuchBucket, PreconditionFailed)
+# Worker start and stop are not storage calls: no spans or timings for them.
+_LIFECYCLE = frozenset({"start", "close"})
 
 
 class InstrumentedBackend:
@@ -36,7 +38,7 @@ class InstrumentedBackend:
         if cached is not None:
             return cached
         attr = getattr(self._inner, name)
-        if name.startswith("_") or not callable(attr):
+        if name.startswith("_") or name in _LIFECYCLE or not callable(attr):
             return attr
         if inspect.isasyncgenfunction(attr):
             wrapped: Any = self._wrap_stream(name, attr)
