@@ -9,7 +9,6 @@ DeleteObjects.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -23,9 +22,6 @@ from s3proxy.s3.http import S3Request, rechunk
 
 # S3's limit for one PUT (PutObject, UploadPart).
 MAX_PUT_SIZE = 5 * 1024**3
-# Chunks at least this large are hashed on a worker thread (hashlib and awscrt release
-# the GIL), overlapping with the event loop handing the previous chunk to the backend.
-THREAD_HASH_MIN = 256 * 1024
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # The non-digest values x-amz-content-sha256 may take.
 CONTENT_SHA256_TOKENS = frozenset(
@@ -129,35 +125,16 @@ class UploadDigest:
             self.decoder = ChunkedDecoder(req.body, signer)
             self._source = aiter(self.decoder)
 
-    def _update(self, chunk: bytes) -> None:
-        self.md5.update(chunk)
-        self.hasher.update(chunk)
-        if self._sha256 is not None:
-            self._sha256.update(chunk)
-
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body, re-chunked; every digest is complete once the iterator ends.
-
-        Large chunks are hashed on a worker thread while the consumer already has them:
-        MD5 runs at about 600 MB/s, and on the event loop it would be most of a PUT's
-        CPU time. Chunks are hashed one at a time, in order.
-        """
-        loop = asyncio.get_running_loop()
-        hashing: asyncio.Future[None] | None = None
         async for chunk in rechunk(self._source):
             self.length += len(chunk)
             if self.length > self.expected_length:
                 raise S3Error("InvalidRequest", "The request body is longer than declared.")
-            if hashing is not None:
-                await hashing
-            if len(chunk) >= THREAD_HASH_MIN:
-                hashing = loop.run_in_executor(None, self._update, chunk)
-            else:
-                hashing = None
-                self._update(chunk)
+            self.md5.update(chunk)
+            self.hasher.update(chunk)
+            if self._sha256 is not None:
+                self._sha256.update(chunk)
             yield chunk
-        if hashing is not None:
-            await hashing
         if self.length != self.expected_length:
             raise S3Error("IncompleteBody", resource=self.resource)
 

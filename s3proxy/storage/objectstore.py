@@ -56,12 +56,6 @@ _TAIL = struct.Struct(">I4s")
 # objects the whole file, which saves the second read.
 HEAD_READ = 16 * 1024
 STREAM_CHUNK = 1024 * 1024
-# LocalStore streams a file in 8 KiB blocking reads (about 400 MB/s, 3 ms of CPU per MB
-# on a 2-core test machine) while one read of a range runs at several GB/s (0.4 ms per
-# MB). Filesystem stores are therefore read in windows of this size, each pinned to the
-# version being served with if_match: an overwrite that lands mid-download cuts the
-# response instead of mixing two versions.
-FILE_WINDOW = 4 * 1024 * 1024
 # obstore buffers up to chunk_size * max_concurrency of an upload: keep it bounded.
 PUT_CHUNK = 8 * 1024 * 1024
 PUT_CONCURRENCY = 2
@@ -268,39 +262,20 @@ class ObstoreBackend:
             if whole is not None or start >= end:
                 data = whole[start:end] if whole is not None else b""
                 return GetResult(info=info, body=_once(data), range=(start, end))
-            stop = min(end, start + FILE_WINDOW) if self._fs else end
             try:
                 res = await _translate(
                     obstore.get_async(
-                        self.store, path, options={"range": (start, stop), "if_match": etag}
+                        self.store, path, options={"range": (start, end), "if_match": etag}
                     )
                 )
-                # bytes, not obstore's Bytes: the ASGI server sends bytes fast, and
-                # other buffers (Bytes included) about a hundred times slower.
-                first = bytes(await res.bytes_async()) if self._fs else None
             except (PreconditionFailed, NoSuchKey):
                 continue  # replaced or deleted between the two reads: read again
-            if first is not None:
-                body = self._windows(path, etag, first, stop, end)
-            else:
-                body = _stream(res.stream(min_chunk_size=STREAM_CHUNK))
-            return GetResult(info=info, body=body, range=(start, end))
-        raise BackendUnavailable("object kept changing while being read")
-
-    async def _windows(
-        self, path: str, etag: str | None, first: bytes, start: int, end: int
-    ) -> AsyncIterator[bytes]:
-        """``first``, then ``[start, end)`` of ``path`` one FILE_WINDOW read at a time."""
-        yield first
-        while start < end:
-            stop = min(end, start + FILE_WINDOW)
-            res = await _translate(
-                obstore.get_async(
-                    self.store, path, options={"range": (start, stop), "if_match": etag}
-                )
+            return GetResult(
+                info=info,
+                body=_stream(res.stream(min_chunk_size=STREAM_CHUNK)),
+                range=(start, end),
             )
-            yield bytes(await res.bytes_async())
-            start = stop
+        raise BackendUnavailable("object kept changing while being read")
 
     async def put(
         self,
