@@ -198,7 +198,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"removed {found.uploads} expired multipart uploads, {found.parts} staged parts")
 
     asyncio.run(run())
-    return 0
+    # obstore's Rust runtime can abort (SIGABRT) while the interpreter tears down after
+    # a run over many listing streams; the work is done and reported, so leave without
+    # the teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
