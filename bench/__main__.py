@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(groups) - set(run.GROUPS)
     if unknown:
         parser.error(f"unknown groups: {', '.join(sorted(unknown))}")
+    # Always in the documented order (the local group stops the SeaweedFS-backed proxy).
+    groups = sorted(set(groups), key=run.GROUPS.index)
     changes: dict[str, object] = {"groups": tuple(groups)}
     if args.rounds:
         changes["rounds"] = args.rounds

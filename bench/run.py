@@ -250,7 +250,17 @@ class Run:
             self._idle_memory()
             for group in self.s.groups:
                 log(f"== {group}")
-                getattr(self, f"group_{group}")()
+                try:
+                    getattr(self, f"group_{group}")()
+                except (RuntimeError, OSError) as exc:
+                    # One failed group must not lose the others' results.
+                    note = f"group {group} failed: {str(exc).splitlines()[0][:300]}"
+                    for server in self._servers:
+                        if server.process.poll() is not None or server.name == "seaweedfs":
+                            tail = server.log_tail(5).replace("\n", " | ")[-600:]
+                            note += f" ({server.name} log: {tail})"
+                    log(note)
+                    self.results.notes.append(note)
         finally:
             for server in list(self._servers):
                 server.stop()

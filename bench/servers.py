@@ -174,7 +174,9 @@ def start_seaweedfs(work: Path) -> Server:
         "-ip.bind=127.0.0.1",
         "-master.telemetry=false",
         "-master.volumeSizeLimitMB=1024",
-        "-volume.max=0",
+        # Room for every object of a full run (each volume holds up to 1 GiB; "0" would
+        # size it from free space / the default 30 GiB volume: too few volumes).
+        "-volume.max=256",
         "-s3",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
