@@ -1,4 +1,4 @@
-"""Litestar application factory: admin routes under /_s3proxy and the S3 mount."""
+"""Application factory: the S3 app, and Litestar for the admin routes under /_s3proxy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from litestar import Litestar, Response, asgi, get
+from litestar import Litestar, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from s3proxy import config as config_mod
@@ -16,6 +16,7 @@ from s3proxy.config import Config
 from s3proxy.observability import (
     new_request_id,
     prometheus_text,
+    refresh_tracing,
     setup_logging,
     setup_telemetry,
 )
@@ -31,6 +32,7 @@ from s3proxy.storage.routing import RoutingBackend
 log = logging.getLogger("s3proxy.app")
 
 ADMIN_PREFIX = "/_s3proxy"
+ADMIN_PATHS = frozenset(f"{ADMIN_PREFIX}/{name}" for name in ("health", "ready", "metrics"))
 
 
 class Readiness:
@@ -107,12 +109,13 @@ async def _send_metrics(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(cfg: Config | None = None, backend: StorageBackend | None = None) -> Litestar:
+def create_app(cfg: Config | None = None, backend: StorageBackend | None = None) -> App:
     """Build the app from the effective configuration (env / file when not given)."""
     if cfg is None:
         cfg = config_mod.load()
     setup_logging(cfg.logging.level, cfg.logging.format)
     setup_telemetry(cfg.telemetry.tracing)
+    refresh_tracing()  # also a provider installed by whoever embeds the app
     plugins = make_plugin_manager(cfg.disable_plugins, config_mod.extra_plugins())
     if backend is None:
         backend = routing.build_backend(plugins, cfg)
@@ -146,13 +149,6 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
         body, content_type = prometheus_text()
         return Response(body, media_type=content_type)
 
-    @asgi("/", is_mount=True, copy_scope=False)
-    async def s3_mount(scope: Any, receive: Any, send: Any) -> None:
-        if _is_plain_metrics_scrape(scope):
-            await _send_metrics(send)
-            return
-        await s3(scope, receive, send)
-
     sweeper: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
@@ -173,10 +169,33 @@ def create_app(cfg: Config | None = None, backend: StorageBackend | None = None)
                 await close()  # deliver what is queued, bounded by the sink
         await served.close()
 
-    return Litestar(
-        route_handlers=[health, ready, metrics, s3_mount],
+    admin = Litestar(
+        route_handlers=[health, ready, metrics],
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=None,
         logging_config=None,
     )
+    return App(admin, s3)
+
+
+class App:
+    """The ASGI entry: S3 requests go straight to the S3 app; admin routes and the
+    lifespan go through Litestar.
+
+    Litestar's routing and exception middleware cost about a tenth of a small request, and
+    the S3 app reads the raw path itself anyway (Litestar's path params lose ``%2F``,
+    ``//`` and trailing slashes).
+    """
+
+    def __init__(self, admin: Litestar, s3: S3App) -> None:
+        self.admin = admin
+        self.s3 = s3
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in ADMIN_PATHS:
+            await self.admin(scope, receive, send)
+        elif _is_plain_metrics_scrape(scope):
+            await _send_metrics(send)
+        else:
+            await self.s3(scope, receive, send)

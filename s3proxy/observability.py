@@ -8,38 +8,27 @@ keys, and bucket names only on spans when configured.
 
 from __future__ import annotations
 
+import bisect
 import contextvars
-import json
+import itertools
 import logging
 import secrets
 import sys
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
 
+import msgspec
 from opentelemetry import metrics, trace
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
-# Instruments on the global meter: no-ops until setup_telemetry() installs a provider.
+# Instruments on the global meter (no-ops until setup_telemetry() installs a provider)
+# for events that are rare next to requests; plugins add theirs the same way.
 _meter = metrics.get_meter("s3proxy")
-auth_failures = _meter.create_counter(
-    "s3proxy.auth.failures", unit="{request}", description="Requests refused by authentication"
-)
-request_duration = _meter.create_histogram(
-    "http.server.request.duration", unit="s", description="Duration of HTTP server requests"
-)
-active_requests = _meter.create_up_down_counter(
-    "http.server.active_requests", unit="{request}", description="Requests in flight"
-)
-requests_total = _meter.create_counter(
-    "s3proxy.requests", unit="{request}", description="S3 requests by operation and status class"
-)
-bytes_received = _meter.create_counter(
-    "s3proxy.received", unit="By", description="Request body bytes read from clients"
-)
-bytes_sent = _meter.create_counter(
-    "s3proxy.sent", unit="By", description="Response body bytes sent to clients"
-)
-backend_duration = _meter.create_histogram(
-    "s3proxy.backend.duration", unit="s", description="Duration of storage backend calls"
-)
 backend_errors = _meter.create_counter(
     "s3proxy.backend.errors", unit="{call}", description="Storage backend calls that failed"
 )
@@ -55,9 +44,116 @@ rejected_requests = _meter.create_counter(
     description="Requests refused by a limit (rate, concurrency, size, timeout)",
 )
 
+
+class Counter:
+    """A sum per combination of label values."""
+
+    def __init__(self, name: str, description: str, labels: tuple[str, ...]) -> None:
+        self.name, self.description, self.labels = name, description, labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def add(self, amount: float, *label_values: str) -> None:
+        values = self.values
+        values[label_values] = values.get(label_values, 0) + amount
+
+    def families(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.description, labels=self.labels)
+        for label_values, total in list(self.values.items()):
+            family.add_metric(label_values, total)
+        yield family
+
+
+class Histogram:
+    """Bucket counts and a sum per combination of label values (explicit buckets)."""
+
+    def __init__(
+        self, name: str, description: str, labels: tuple[str, ...], bounds: tuple[float, ...]
+    ) -> None:
+        self.name, self.description, self.labels = name, description, labels
+        self.bounds = bounds
+        # Per label values: one count per bucket (the last is +Inf), then the sum.
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def record(self, value: float, *label_values: str) -> None:
+        entry = self.values.get(label_values)
+        if entry is None:
+            entry = self.values[label_values] = [0] * (len(self.bounds) + 2)
+        entry[bisect.bisect_left(self.bounds, value)] += 1
+        entry[-1] += value
+
+    def families(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.description, labels=self.labels)
+        edges = [f"{b:g}" for b in self.bounds] + ["+Inf"]
+        for label_values, entry in list(self.values.items()):
+            cumulative = list(itertools.accumulate(entry[:-1]))
+            family.add_metric(
+                label_values, list(zip(edges, cumulative, strict=True)), sum_value=entry[-1]
+            )
+        yield family
+
+
+class Gauge:
+    """A value that goes up and down (no labels)."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name, self.description = name, description
+        self.value = 0.0
+
+    def add(self, amount: float) -> None:
+        self.value += amount
+
+    def families(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.description, value=self.value)
+
+
+class _Collector:
+    """Exposes the per-request metrics to the Prometheus registry at scrape time."""
+
+    def __init__(self, instruments: tuple[Counter | Histogram | Gauge, ...]) -> None:
+        self.instruments = instruments
+
+    def collect(self) -> Iterator[Metric]:
+        for instrument in self.instruments:
+            yield from instrument.families()
+
+
 # Semantic-conventions buckets for http.server.request.duration, in seconds.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 _telemetry_ready = False
+
+# Per-request measurements: the OTel SDK spends ~10-15 us on each (a Measurement object,
+# attribute hashing, view matching), about a tenth of a small request's whole cost, so
+# these aggregate in plain dicts and are exposed by one collector in the same registry.
+request_duration = Histogram(
+    "http_server_request_duration_seconds",
+    "Duration of HTTP server requests",
+    ("http_request_method", "http_response_status_code", "http_route", "s3_operation"),
+    _DURATION_BUCKETS,
+)
+requests_total = Counter(
+    "s3proxy_requests", "S3 requests by operation and status class", ("operation", "status_class")
+)
+bytes_received = Counter(
+    "s3proxy_received_bytes", "Request body bytes read from clients", ("operation",)
+)
+bytes_sent = Counter("s3proxy_sent_bytes", "Response body bytes sent to clients", ("operation",))
+auth_failures = Counter("s3proxy_auth_failures", "Requests refused by authentication", ())
+backend_duration = Histogram(
+    "s3proxy_backend_duration_seconds",
+    "Duration of storage backend calls",
+    ("backend", "operation"),
+    _DURATION_BUCKETS,
+)
+active_requests = Gauge("http_server_active_requests", "Requests in flight")
+_REQUEST_METRICS = (
+    request_duration,
+    requests_total,
+    bytes_received,
+    bytes_sent,
+    auth_failures,
+    backend_duration,
+    active_requests,
+)
 
 
 def setup_telemetry(tracing: bool) -> None:
@@ -72,20 +168,14 @@ def setup_telemetry(tracing: bool) -> None:
     _telemetry_ready = True
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
     from opentelemetry.sdk.resources import Resource
+    from prometheus_client import REGISTRY
 
     resource = Resource.create({"service.name": "s3proxy"})
-    views = [
-        View(
-            instrument_name=name,
-            aggregation=ExplicitBucketHistogramAggregation(_DURATION_BUCKETS),
-        )
-        for name in ("http.server.request.duration", "s3proxy.backend.duration")
-    ]
     metrics.set_meter_provider(
-        MeterProvider(metric_readers=[PrometheusMetricReader()], resource=resource, views=views)
+        MeterProvider(metric_readers=[PrometheusMetricReader()], resource=resource)
     )
+    REGISTRY.register(_Collector(_REQUEST_METRICS))
     if tracing:
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -96,6 +186,23 @@ def setup_telemetry(tracing: bool) -> None:
         # Endpoint, headers and protocol come from the standard OTEL_EXPORTER_OTLP_* vars.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
+    refresh_tracing()
+
+
+def tracing_active() -> bool:
+    """Was a tracer provider installed when the app was built (``refresh_tracing``)?
+    Without one every span is a no-op, and callers skip extracting trace context and
+    entering span context managers."""
+    return _tracing
+
+
+def refresh_tracing() -> None:
+    """Look up the tracer provider once (the lookup reads the environment each time)."""
+    global _tracing
+    _tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+_tracing = False
 
 
 def prometheus_text() -> tuple[bytes, str]:
@@ -118,18 +225,39 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.operation = operation_var.get()
-        ctx = trace.get_current_span().get_span_context()
-        record.trace_id = f"{ctx.trace_id:032x}" if ctx.is_valid else ""
-        record.span_id = f"{ctx.span_id:016x}" if ctx.is_valid else ""
+        record.trace_id = record.span_id = ""
+        if tracing_active():
+            ctx = trace.get_current_span().get_span_context()
+            if ctx.is_valid:
+                record.trace_id = f"{ctx.trace_id:032x}"
+                record.span_id = f"{ctx.span_id:016x}"
         return True
 
 
+def _enc_hook(value: object) -> str:
+    return str(value)
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line (msgspec: a request logs at least one line, so the
+    encoder's cost counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+        self._second = -1
+        self._prefix = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once a second
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "timestamp": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -143,7 +271,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return self._encoder.encode(entry).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -153,6 +281,12 @@ class TextFormatter(logging.Formatter):
 
 def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     """Configure the root logger once per process (idempotent)."""
+    # No caller, thread or process lookups per record: no format uses them (the logging
+    # HOWTO's "Optimization" section), and a request logs at least once.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)

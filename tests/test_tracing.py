@@ -57,6 +57,8 @@ def test_spans_and_log_correlation(
     children = [s for s in spans if s.kind == trace.SpanKind.CLIENT]
     assert children and all(c.parent.span_id == span.context.span_id for c in children)
     assert {c.name for c in children} >= {"backend.get"}
-    # The NoSuchKey log line is tied to the trace.
-    records = [r for r in caplog.records if r.name == "s3proxy.s3"]
-    assert any(getattr(r, "trace_id", "") == TRACE_ID for r in records)
+    # The request's audit line, which names the NoSuchKey error, is tied to the trace.
+    audit = [getattr(r, "fields", {}) for r in caplog.records if r.name == "s3proxy.audit"]
+    assert [f["error"] for f in audit if "error" in f] == ["NoSuchKey"]
+    records = [r for r in caplog.records if r.name == "s3proxy.audit" and "error" in r.fields]
+    assert getattr(records[0], "trace_id", "") == TRACE_ID

@@ -29,6 +29,7 @@ from s3proxy.observability import (
     request_duration,
     request_id_var,
     requests_total,
+    tracing_active,
 )
 from s3proxy.s3 import cors, xml
 from s3proxy.s3.dispatch import (
@@ -89,6 +90,9 @@ class Exchange:
     bytes_out: int = 0
     #: Whether the request body was read to its end (or there was none).
     body_done: bool = False
+    #: The S3 error code and message answered, if any.
+    error: str = ""
+    error_message: str = ""
 
 
 async def _body(receive: Receive, exchange: Exchange) -> AsyncIterator[bytes]:
@@ -116,12 +120,16 @@ def _client(scope: Scope) -> str:
 
 
 def error_body(err: S3Error, request_id: str) -> bytes:
-    fields: list[xml.Node] = [("Code", err.code), ("Message", err.message)]
-    fields.extend(err.extra.items())
+    # Written directly rather than through xml.document: refusals are the requests a
+    # proxy must answer cheapest.
+    esc = xml.escape
+    out = [f"{xml.DECLARATION}<Error><Code>{err.code}</Code><Message>{esc(err.message)}</Message>"]
+    for name, value in err.extra.items():
+        out.append(f"<{name}>{esc(str(value))}</{name}>")
     if err.resource:
-        fields.append(("Resource", err.resource))
-    fields.append(("RequestId", request_id))
-    return xml.document("Error", fields, namespace=False)
+        out.append(f"<Resource>{esc(err.resource)}</Resource>")
+    out.append(f"<RequestId>{request_id}</RequestId></Error>")
+    return "".join(out).encode()
 
 
 # Operations whose duration follows the size of a body: no whole-request timeout.
@@ -137,6 +145,7 @@ STREAMING_OPERATIONS = frozenset(
     }
 )
 _COMPRESS_MIN = 1024
+_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 _tracer = trace.get_tracer("s3proxy")
 
 
@@ -185,7 +194,7 @@ class S3App:
             raw_path = virtual_host_path(raw_path, headers["host"], self.config.s3.base_domains)
         exchange = Exchange(request_id, method, raw_path.decode("latin-1"), _client(scope))
         args = (scope, receive, send, original_path, raw_path, headers, exchange)
-        if _tracing_active():
+        if tracing_active():
             with _tracer.start_as_current_span(
                 method, context=propagate.extract(headers), kind=trace.SpanKind.SERVER
             ) as span:
@@ -225,7 +234,6 @@ class S3App:
         exchange: Exchange,
     ) -> None:
         method = exchange.method
-        resource = exchange.resource
         cors_cfg = self.config.s3.cors
         try:
             if method == "OPTIONS":
@@ -250,17 +258,17 @@ class S3App:
         except S3Error as err:
             if err.code in ("SlowDown", "EntityTooLarge", "RequestTimeout"):
                 rejected_requests.add(1, {"reason": err.code})
-            response = self._error(err, exchange.request_id, resource)
+            response = self._error(err, exchange)
         except StorageError as exc:
             # A streamed body that failed before its first byte (see _prime).
-            response = self._error(from_storage(exc), exchange.request_id, resource)
+            response = self._error(from_storage(exc), exchange)
         except ClientDisconnected:
             log.info("client disconnected before the request body was complete")
             exchange.status = 499  # nginx's "client closed request": nothing was sent
             return
         except Exception:
             log.exception("unhandled error")
-            response = self._error(S3Error("InternalError"), exchange.request_id, resource)
+            response = self._error(S3Error("InternalError"), exchange)
         if cors_cfg.allowed_origins and method != "OPTIONS":
             response.headers.extend(cors.response_headers(cors_cfg, headers))
         if self.config.telemetry.compress_xml:
@@ -279,19 +287,13 @@ class S3App:
             route = "/{bucket}/{key}"
         status = exchange.status
         request_duration.record(
-            time.perf_counter() - exchange.started,
-            {
-                "http.request.method": exchange.method,
-                "http.response.status_code": status,
-                "http.route": route,
-                "s3.operation": op,
-            },
+            time.perf_counter() - exchange.started, exchange.method, str(status), route, op
         )
-        requests_total.add(1, {"operation": op, "status_class": f"{status // 100}xx"})
+        requests_total.add(1, op, _STATUS_CLASS.get(status // 100, "other"))
         if exchange.bytes_in:
-            bytes_received.add(exchange.bytes_in, {"operation": op})
+            bytes_received.add(exchange.bytes_in, op)
         if exchange.bytes_out:
-            bytes_sent.add(exchange.bytes_out, {"operation": op})
+            bytes_sent.add(exchange.bytes_out, op)
         if span.is_recording():
             span.update_name(f"{exchange.method} {route}")
             span.set_attribute("http.request.method", exchange.method)
@@ -394,12 +396,15 @@ class S3App:
                 "InvalidBucketName", resource=resource, extra={"BucketName": target.bucket}
             )
 
-    def _error(self, err: S3Error, request_id: str, resource: str) -> S3Response:
+    def _error(self, err: S3Error, exchange: Exchange) -> S3Response:
         if err.resource is None:
-            err.resource = resource
-        level = logging.WARNING if err.status >= 500 else logging.INFO
-        log.log(level, "%s %s: %s", err.status, err.code, err.message)
-        body = error_body(err, request_id)
+            err.resource = exchange.resource
+        # A client error is one field of the request's audit line; a server error gets a
+        # warning line of its own too.
+        exchange.error, exchange.error_message = err.code, err.message
+        if err.status >= 500:
+            log.warning("%s %s: %s", err.status, err.code, err.message)
+        body = error_body(err, exchange.request_id)
         headers = [("content-type", "application/xml"), *err.headers]
         return S3Response(status=err.status, headers=headers, body=body, document=True)
 
@@ -451,12 +456,6 @@ class S3App:
             if aclose is not None:
                 await aclose()
         await send({"type": "http.response.body", "body": b""})
-
-
-def _tracing_active() -> bool:
-    """Is a tracer provider installed? Without one every span is a no-op, and the
-    extraction of trace context plus the span context manager are skipped."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -515,21 +514,25 @@ def _maybe_compress(response: S3Response, headers: dict[str, str]) -> None:
 
 def _audit(exchange: Exchange) -> None:
     """One line per request on its own logger, so it can be routed separately."""
+    if not audit_log.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, object] = {
+        "principal": exchange.principal,
+        "bucket": exchange.bucket,
+        "key": exchange.key,
+        "status": exchange.status,
+        "bytes_in": exchange.bytes_in,
+        "bytes_out": exchange.bytes_out,
+        "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 3),
+        "client": exchange.client,
+    }
+    if exchange.error:
+        fields["error"] = exchange.error
+        fields["error_message"] = exchange.error_message
     audit_log.info(
         "%s %s %s",
         exchange.operation or exchange.method,
         exchange.resource,
         exchange.status,
-        extra={
-            "fields": {
-                "principal": exchange.principal,
-                "bucket": exchange.bucket,
-                "key": exchange.key,
-                "status": exchange.status,
-                "bytes_in": exchange.bytes_in,
-                "bytes_out": exchange.bytes_out,
-                "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 3),
-                "client": exchange.client,
-            }
-        },
+        extra={"fields": fields},
     )

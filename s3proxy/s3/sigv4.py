@@ -7,6 +7,7 @@ not double-encode the path: the canonical URI is the decoded path re-encoded onc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -125,12 +126,21 @@ def parse_presigned(query: Mapping[str, str]) -> SignedRequest:
 
 
 def parse_amz_date(value: str) -> datetime:
+    when = _amz_date(value)
+    if when is None:
+        raise S3Error(
+            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
+        )
+    return when
+
+
+@functools.lru_cache(maxsize=64)
+def _amz_date(value: str) -> datetime | None:
+    # Every request of a second carries the same date: strptime once for all of them.
     try:
         return datetime.strptime(value, _AMZ_DATE).replace(tzinfo=UTC)
     except ValueError:
-        raise S3Error(
-            "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
-        ) from None
+        return None
 
 
 def _uri_encode(data: bytes, safe: str) -> str:
@@ -197,18 +207,24 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 
 
 def signing_key(secret: str, credential: Credential) -> bytes:
-    key = _hmac(("AWS4" + secret).encode(), credential.date)
-    key = _hmac(key, credential.region)
-    key = _hmac(key, credential.service)
+    return _signing_key(secret, credential.date, credential.region, credential.service)
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    # The key changes once a day per access key: four HMACs once, not per request.
+    key = _hmac(("AWS4" + secret).encode(), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
     return _hmac(key, "aws4_request")
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, msg.encode(), "sha256")
 
 
 def sign(key: bytes, to_sign: str) -> str:
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, to_sign.encode(), "sha256").hex()
 
 
 def signatures_match(expected: str, provided: str) -> bool:

@@ -27,6 +27,8 @@ def _escape_char(match: re.Match[str]) -> str:
 
 
 def escape(text: str) -> str:
+    if _SPECIAL.search(text) is None:  # the common case, without building a new string
+        return text
     return _SPECIAL.sub(_escape_char, text)
 
 

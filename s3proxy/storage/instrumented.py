@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from s3proxy.observability import backend_duration, backend_errors
+from s3proxy.observability import backend_duration, backend_errors, tracing_active
 from s3proxy.storage.backend import NoSuchBucket, NoSuchKey, PreconditionFailed
 
 _tracer = trace.get_tracer("s3proxy.storage")
@@ -26,6 +26,7 @@ class InstrumentedBackend:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
+        self._name: str = inner.name
         self._labels = {"backend": inner.name}
         self._cache: dict[str, Any] = {}
 
@@ -50,15 +51,23 @@ class InstrumentedBackend:
         return wrapped
 
     def _record(self, operation: str, started: float, error: BaseException | None) -> None:
-        labels = {**self._labels, "operation": operation}
-        backend_duration.record(time.perf_counter() - started, labels)
+        backend_duration.record(time.perf_counter() - started, self._name, operation)
         if error is not None and not isinstance(error, _EXPECTED):
-            backend_errors.add(1, {**labels, "error": type(error).__name__})
+            labels = {**self._labels, "operation": operation, "error": type(error).__name__}
+            backend_errors.add(1, labels)
 
     def _wrap_call(self, operation: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         async def call(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
+            if not tracing_active():
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    self._record(operation, started, exc)
+                    raise
+                self._record(operation, started, None)
+                return result
             with _tracer.start_as_current_span(
                 f"backend.{operation}", kind=trace.SpanKind.CLIENT, attributes=self._labels
             ):
