@@ -11,6 +11,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from s3proxy.config import LimitsConfig
 from s3proxy.s3.errors import S3Error
@@ -87,18 +88,54 @@ class Limits:
         return _idle_timeout(chunks, self.cfg.body_idle_timeout)
 
 
+class _Watchdog:
+    """Cancels the task waiting for a body chunk once it has waited ``seconds``.
+
+    One timer per request, rather than an ``asyncio.timeout`` per chunk (~8 us each):
+    the timer checks when it fires whether a wait is still under way, and since when.
+    The task is looked up per wait: the consumer (obstore, for one) may pull each chunk
+    from a task of its own.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.loop = asyncio.get_running_loop()
+        self.since: float | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.fired = False
+        self.timer = self.loop.call_later(seconds, self._check)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.since is None:
+            self.timer = self.loop.call_later(self.seconds, self._check)
+        elif now - self.since >= self.seconds and self.task is not None:
+            self.fired = True
+            self.task.cancel()
+        else:
+            self.timer = self.loop.call_at(self.since + self.seconds, self._check)
+
+
 async def _idle_timeout(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            # asyncio.timeout, not wait_for: no extra task per chunk on the hot path.
-            async with asyncio.timeout(seconds):
+    dog = _Watchdog(seconds)
+    try:
+        while True:
+            dog.since, dog.task = dog.loop.time(), asyncio.current_task()
+            try:
                 chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise S3Error(
-                "RequestTimeout",
-                "Your socket connection to the server was not read from or written to "
-                "within the timeout period.",
-            ) from None
-        yield chunk
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if not dog.fired:
+                    raise
+                assert dog.task is not None
+                dog.task.uncancel()
+                raise S3Error(
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to "
+                    "within the timeout period.",
+                ) from None
+            dog.since = None
+            yield chunk
+    finally:
+        dog.timer.cancel()
