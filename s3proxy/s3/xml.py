@@ -38,26 +38,34 @@ def timestamp(value: datetime) -> str:
     Aware datetimes are converted to UTC (the ``Z``); naive ones are taken as UTC.
     """
     if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    # isoformat is C code (strftime is not), and truncates to milliseconds as S3 does.
+    return value.isoformat(timespec="milliseconds") + "Z"
+
+
+_TAGS: dict[str, str] = {}
 
 
 def _tag(name: str) -> str:
     """The tag of an element name that may carry attributes (``Grantee xsi:type="..."``)."""
-    return name.split(" ", 1)[0]
+    tag = _TAGS.get(name)
+    if tag is None:
+        tag = _TAGS[name] = name.split(" ", 1)[0]
+    return tag
 
 
 def _render(out: list[str], name: str, content: Content) -> None:
-    if content is None:
+    # Most frequent types first: a listing renders several elements per key.
+    if isinstance(content, str):
+        text = escape(content)
+    elif content is None:
         return
-    if isinstance(content, bool):
+    elif isinstance(content, datetime):
+        text = timestamp(content)
+    elif isinstance(content, bool):
         text = "true" if content else "false"
     elif isinstance(content, int):
         text = str(content)
-    elif isinstance(content, datetime):
-        text = timestamp(content)
-    elif isinstance(content, str):
-        text = escape(content)
     else:
         out.append(f"<{name}>")
         for child_name, child in content:
