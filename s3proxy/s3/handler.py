@@ -23,6 +23,7 @@ from s3proxy.observability import (
     auth_failures,
     bytes_received,
     bytes_sent,
+    log_fields,
     new_request_id,
     operation_var,
     rejected_requests,
@@ -529,10 +530,5 @@ def _audit(exchange: Exchange) -> None:
     if exchange.error:
         fields["error"] = exchange.error
         fields["error_message"] = exchange.error_message
-    audit_log.info(
-        "%s %s %s",
-        exchange.operation or exchange.method,
-        exchange.resource,
-        exchange.status,
-        extra={"fields": fields},
-    )
+    message = f"{exchange.operation or exchange.method} {exchange.resource} {exchange.status}"
+    log_fields(audit_log, message, fields)
