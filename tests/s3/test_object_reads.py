@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from s3proxy.s3 import checksums
 from s3proxy.s3.errors import S3Error
 from s3proxy.s3.http import S3Request, S3Response
-from s3proxy.s3.operations.objects import get_object, head_object
-from s3proxy.storage.backend import ObjectMetadata, PutBody, StorageBackend
+from s3proxy.s3.operations.objects import get_object, head_object, http_date
+from s3proxy.storage.backend import ObjectInfo, ObjectMetadata, PutBody, StorageBackend
 from s3proxy.storage.builtin import make_memory
 
 PARTS = [b"a" * 5, b"b" * 5, b"c" * 3]
@@ -110,3 +114,9 @@ async def test_whole_multipart_object_with_checksum_mode(backend: StorageBackend
         request(backend, "GET", {"partNumber": "1"}, **{"x-amz-checksum-mode": "ENABLED"})
     )
     assert "x-amz-checksum-crc32" not in dict(part.headers)
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), timezones=st.just(UTC)))
+def test_http_date_is_imf_fixdate(when: datetime) -> None:
+    info = ObjectInfo(key="k", size=0, last_modified=when, metadata=ObjectMetadata(etag="e"))
+    assert http_date(info) == format_datetime(when.replace(microsecond=0), usegmt=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from email.utils import format_datetime
+from datetime import UTC
 
 from s3proxy import events
 from s3proxy.s3 import checksums
@@ -70,8 +70,19 @@ STORAGE_CLASSES = frozenset(
 OWNER_ONLY_ACLS = frozenset({"private", "bucket-owner-full-control"})
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(info: ObjectInfo) -> str:
-    return format_datetime(info.last_modified.replace(microsecond=0), usegmt=True)
+    """RFC 7231 IMF-fixdate of the modification time (by hand: email.utils takes ~7 us)."""
+    t = info.last_modified
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
 
 
 def _encode_meta_value(value: str) -> str:
