@@ -26,14 +26,13 @@ from s3proxy.storage.backend import (
     PutMode,
 )
 from s3proxy.storage.native_meta import Record
+from s3proxy.storage.upload_budget import MIN_PART, UPLOADS
 
 if TYPE_CHECKING:
     from s3proxy.storage.native import NativeObstoreBackend
 
 T = TypeVar("T")
 
-PUT_CHUNK = 8 * 1024 * 1024
-PUT_CONCURRENCY = 2
 STAGING = "stage"
 # Records younger than this survive a write's clean-up of older versions' records: a
 # concurrent writer of the same key may have written its record and not completed yet.
@@ -58,17 +57,30 @@ class Target:
         return self.mode == "create" or self.if_match is not None
 
 
-async def take(
-    chunks: AsyncIterator[bytes], limit: int
-) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """Read up to ``limit`` bytes: (all of it, None) or (what was read, the rest)."""
-    buf = bytearray()
+async def take(chunks: AsyncIterator[bytes], limit: int) -> bytes | AsyncIterator[bytes]:
+    """The whole body if it is at most ``limit`` bytes, else an iterator over all of it.
+
+    The iterator first passes on the chunks read here, letting go of each as it does: an
+    upload then holds only what its store has not sent yet (no copy of the first bytes
+    kept for the length of the upload).
+    """
+    read: list[bytes] = []
+    held = 0
     it = aiter(chunks)
     async for chunk in it:
-        buf += chunk
-        if len(buf) > limit:
-            return bytes(buf), it
-    return bytes(buf), None
+        read.append(chunk)
+        held += len(chunk)
+        if held > limit:
+            return _replay(read, it)
+    return b"".join(read)
+
+
+async def _replay(read: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    read.reverse()
+    while read:
+        yield read.pop()
+    async for chunk in rest:
+        yield chunk
 
 
 def _token() -> str:
@@ -187,9 +199,9 @@ async def _final_etag(b: NativeObstoreBackend, t: Target, result: Any, staged: b
 async def put(b: NativeObstoreBackend, t: Target, body: PutBody) -> ObjectInfo:
     if t.conditional:
         await check_before(b, t)
-    head, rest = await take(body.chunks, b._buffer_limit)
+    head = await take(body.chunks, b._buffer_limit)
     staging = f"{b._base(t.bucket, STAGING)}{_token()}"
-    if rest is None:
+    if isinstance(head, bytes):
         size = len(head)
         meta = body.finish()
         # A multipart result's ETag is not the MD5 of its bytes: upload it in parts so that
@@ -206,7 +218,7 @@ async def put(b: NativeObstoreBackend, t: Target, body: PutBody) -> ObjectInfo:
         staged = t.conditional and multipart
         target = staging if staged else t.path
         if multipart:
-            chunk = max(len(head), 5 * 1024 * 1024)
+            chunk = max(len(head), MIN_PART)
             call = obstore.put_async(
                 b.stream_store, target, head, attributes=attrs, use_multipart=True, chunk_size=chunk
             )
@@ -227,26 +239,25 @@ async def put(b: NativeObstoreBackend, t: Target, body: PutBody) -> ObjectInfo:
         token = _token()
         written: dict[str, Any] = {"size": 0}
 
-        async def stream() -> AsyncIterator[bytes]:
-            yield head
-            written["size"] = len(head)
-            async for chunk in rest:
+        async def stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+            async for chunk in chunks:
                 written["size"] += len(chunk)
                 yield chunk
             written["meta"] = final = body.finish()
             # Before the upload completes: the object never exists without its record.
             await write_record(b, t, token, final)
 
-        result = await b._call(
-            obstore.put_async(
-                b.stream_store,
-                target,
-                stream(),
-                attributes=native_meta.reference(None, token),
-                chunk_size=PUT_CHUNK,
-                max_concurrency=PUT_CONCURRENCY,
+        with UPLOADS.lease() as shape:
+            result = await b._call(
+                obstore.put_async(
+                    b.stream_store,
+                    target,
+                    stream(head),
+                    attributes=native_meta.reference(None, token),
+                    chunk_size=shape.chunk_size,
+                    max_concurrency=shape.max_concurrency,
+                )
             )
-        )
         size, meta = written["size"], written["meta"]
     if staged:
         await _commit_staged(b, t, staging)

@@ -49,6 +49,7 @@ from s3proxy.storage.backend import (
     ReadPlan,
     StorageError,
 )
+from s3proxy.storage.upload_budget import UPLOADS
 
 MAGIC = b"S3P1"
 _TAIL = struct.Struct(">I4s")
@@ -56,9 +57,6 @@ _TAIL = struct.Struct(">I4s")
 # objects the whole file, which saves the second read.
 HEAD_READ = 16 * 1024
 STREAM_CHUNK = 1024 * 1024
-# obstore buffers up to chunk_size * max_concurrency of an upload: keep it bounded.
-PUT_CHUNK = 8 * 1024 * 1024
-PUT_CONCURRENCY = 2
 # How many objects' trailers a listing reads at once.
 LIST_PREFETCH = 32
 _READ_RETRIES = 3
@@ -308,15 +306,16 @@ class ObstoreBackend:
             meta = body.finish()
             yield encode_trailer(meta)
 
-        await _translate(
-            obstore.put_async(
-                self.store,
-                path,
-                framed(),
-                chunk_size=PUT_CHUNK,
-                max_concurrency=PUT_CONCURRENCY,
+        with UPLOADS.lease() as shape:
+            await _translate(
+                obstore.put_async(
+                    self.store,
+                    path,
+                    framed(),
+                    chunk_size=shape.chunk_size,
+                    max_concurrency=shape.max_concurrency,
+                )
             )
-        )
         assert meta is not None
         return size, meta
 
