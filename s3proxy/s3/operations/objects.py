@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from datetime import UTC
 
 from s3proxy import events
@@ -273,16 +274,27 @@ async def _read(req: S3Request, with_body: bool) -> S3Response:
             return (0, 0)
         return selected or (0, info.size)
 
+    # HEAD, and a GET that revalidates a cached copy (most often answered 304), need no
+    # object bytes: one metadata request, where a read would also fetch the first bytes.
+    revalidating = "if-none-match" in req.headers or "if-modified-since" in req.headers
+    body: AsyncIterator[bytes] | bytes = b""
     try:
         with storage_errors(bucket, key):
-            result = await req.backend.get(bucket, key, plan)
+            if with_body and not revalidating:
+                result = await req.backend.get(bucket, key, plan)
+                info, body = result.info, result.body
+            else:
+                info = await req.backend.head(bucket, key)
+                plan(info)
+                if with_body:  # the copy changed: read it (conditions checked again)
+                    result = await req.backend.get(bucket, key, plan)
+                    info, body = result.info, result.body
     except NotModified as nm:
         # RFC 9110: a 304 carries the validators the client compares with.
         return S3Response(
             status=304,
             headers=[("etag", f'"{nm.info.etag}"'), ("last-modified", http_date(nm.info))],
         )
-    info = result.info
     headers = _overrides(req, object_headers(info))
     selected = chosen.get("range")
     start, end = selected or (0, info.size)
@@ -299,7 +311,7 @@ async def _read(req: S3Request, with_body: bool) -> S3Response:
     return S3Response(
         status=status,
         headers=headers,
-        body=result.body if with_body else b"",
+        body=body,
         content_length=end - start,
     )
 
