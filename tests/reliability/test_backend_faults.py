@@ -112,7 +112,7 @@ def test_transient_fault_is_invisible(
     method, path = {
         "PUT": ("PUT", object_path(bucket, key)),
         "GET": ("GET", object_path(bucket, key)),
-        "HEAD": ("GET", object_path(bucket, key)),  # obstore heads with a GET
+        "HEAD": ("HEAD", object_path(bucket, key)),
         "LIST": ("GET", rf"list-type=2.*{bucket}"),
         # obstore deletes through S3's DeleteObjects (POST ?delete).
         "DELETE": ("POST", r"\?delete$"),
@@ -131,7 +131,8 @@ def test_transient_fault_is_invisible(
         else:
             s3.delete_object(Bucket=bucket, Key=key)
     assert fault.fired == 1
-    if kind != "delay":
+    # A HEAD answer is all headers: a reset after them (before a body) loses nothing.
+    if kind != "delay" and not (op == "HEAD" and kind == "reset_response"):
         # The failed attempt was retried: the backend saw the same request again.
         assert len(env.faults.seen(method, path)) >= 2
     if op == "DELETE":
