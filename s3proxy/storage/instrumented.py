@@ -3,6 +3,7 @@ child span per call. Wraps any backend, built once at start."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import time
@@ -15,6 +16,8 @@ from s3proxy.observability import backend_duration, backend_errors, tracing_acti
 from s3proxy.storage.backend import NoSuchBucket, NoSuchKey, PreconditionFailed
 
 _tracer = trace.get_tracer("s3proxy.storage")
+# Without a tracer provider, no span at all (entering a no-op span still costs).
+_NO_SPAN = contextlib.nullcontext()
 # Answers, not failures: a missing key is S3 semantics, not a backend problem.
 _EXPECTED = (NoSuchKey, NoSuchBucket, PreconditionFailed)
 # Worker start and stop are not storage calls: no spans or timings for them.
@@ -60,17 +63,12 @@ class InstrumentedBackend:
         @functools.wraps(fn)
         async def call(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
-            if not tracing_active():
-                try:
-                    result = await fn(*args, **kwargs)
-                except Exception as exc:
-                    self._record(operation, started, exc)
-                    raise
-                self._record(operation, started, None)
-                return result
-            with _tracer.start_as_current_span(
-                f"backend.{operation}", kind=trace.SpanKind.CLIENT, attributes=self._labels
-            ):
+            span: contextlib.AbstractContextManager[Any] = _NO_SPAN
+            if tracing_active():
+                span = _tracer.start_as_current_span(
+                    f"backend.{operation}", kind=trace.SpanKind.CLIENT, attributes=self._labels
+                )
+            with span:
                 try:
                     result = await fn(*args, **kwargs)
                 except Exception as exc:
