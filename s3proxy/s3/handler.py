@@ -6,9 +6,7 @@ import asyncio
 import functools
 import gzip
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,15 +19,10 @@ from s3proxy.hookspecs import Authenticator, Authorizer
 from s3proxy.observability import (
     active_requests,
     auth_failures,
-    bytes_received,
-    bytes_sent,
-    log_fields,
     new_request_id,
     operation_var,
     rejected_requests,
-    request_duration,
     request_id_var,
-    requests_total,
     tracing_active,
 )
 from s3proxy.s3 import cors, xml
@@ -41,6 +34,7 @@ from s3proxy.s3.dispatch import (
     virtual_host_path,
 )
 from s3proxy.s3.errors import S3Error, from_storage
+from s3proxy.s3.exchange import Exchange, audit, record
 from s3proxy.s3.http import ClientDisconnected, S3Request, S3Response
 from s3proxy.s3.limits import Limits
 from s3proxy.s3.operations import Handlers
@@ -48,7 +42,7 @@ from s3proxy.s3.post_policy import Policy
 from s3proxy.storage.backend import StorageBackend, StorageError
 
 log = logging.getLogger("s3proxy.s3")
-audit_log = logging.getLogger("s3proxy.audit")
+
 
 Scope = dict[str, Any]
 Receive = Any
@@ -71,29 +65,6 @@ def _query(scope: Scope) -> dict[str, str]:
     for name, value in parse_qsl(raw, keep_blank_values=True, encoding="utf-8"):
         out.setdefault(name, value)
     return out
-
-
-@dataclass(slots=True)
-class Exchange:
-    """What the audit log records about one request."""
-
-    request_id: str
-    method: str
-    resource: str
-    client: str
-    started: float = field(default_factory=time.perf_counter)
-    operation: str = ""
-    bucket: str | None = None
-    key: str | None = None
-    principal: str = "-"
-    status: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    #: Whether the request body was read to its end (or there was none).
-    body_done: bool = False
-    #: The S3 error code and message answered, if any.
-    error: str = ""
-    error_message: str = ""
 
 
 async def _body(receive: Receive, exchange: Exchange) -> AsyncIterator[bytes]:
@@ -146,7 +117,6 @@ STREAMING_OPERATIONS = frozenset(
     }
 )
 _COMPRESS_MIN = 1024
-_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 _tracer = trace.get_tracer("s3proxy")
 
 
@@ -221,8 +191,8 @@ class S3App:
         finally:
             self.limits.in_flight -= 1
             active_requests.add(-1)
-            self._record(exchange, span)
-            _audit(exchange)
+            record(exchange, span, self.config.telemetry.span_bucket_attribute)
+            audit(exchange)
 
     async def _serve(
         self,
@@ -280,32 +250,6 @@ class S3App:
             response.headers.append(("connection", "close"))
         exchange.status = response.status
         await self._send(send, receive, response, exchange, head=method == "HEAD")
-
-    def _record(self, exchange: Exchange, span: trace.Span) -> None:
-        op = exchange.operation or "Unknown"
-        route = "/" if exchange.bucket is None else "/{bucket}"
-        if exchange.key is not None:
-            route = "/{bucket}/{key}"
-        status = exchange.status
-        request_duration.record(
-            time.perf_counter() - exchange.started, exchange.method, str(status), route, op
-        )
-        requests_total.add(1, op, _STATUS_CLASS.get(status // 100, "other"))
-        if exchange.bytes_in:
-            bytes_received.add(exchange.bytes_in, op)
-        if exchange.bytes_out:
-            bytes_sent.add(exchange.bytes_out, op)
-        if span.is_recording():
-            span.update_name(f"{exchange.method} {route}")
-            span.set_attribute("http.request.method", exchange.method)
-            span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
-            span.set_attribute("s3.operation", op)
-            span.set_attribute("s3.request_id", exchange.request_id)
-            if exchange.bucket and self.config.telemetry.span_bucket_attribute:
-                span.set_attribute("s3.bucket", exchange.bucket)
-            if status >= 500:
-                span.set_status(trace.StatusCode.ERROR)
 
     async def _handle(
         self,
@@ -511,24 +455,3 @@ def _maybe_compress(response: S3Response, headers: dict[str, str]) -> None:
         return
     response.body = gzip.compress(body, compresslevel=5)
     response.headers += [("content-encoding", "gzip"), ("vary", "Accept-Encoding")]
-
-
-def _audit(exchange: Exchange) -> None:
-    """One line per request on its own logger, so it can be routed separately."""
-    if not audit_log.isEnabledFor(logging.INFO):
-        return
-    fields: dict[str, object] = {
-        "principal": exchange.principal,
-        "bucket": exchange.bucket,
-        "key": exchange.key,
-        "status": exchange.status,
-        "bytes_in": exchange.bytes_in,
-        "bytes_out": exchange.bytes_out,
-        "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 3),
-        "client": exchange.client,
-    }
-    if exchange.error:
-        fields["error"] = exchange.error
-        fields["error_message"] = exchange.error_message
-    message = f"{exchange.operation or exchange.method} {exchange.resource} {exchange.status}"
-    log_fields(audit_log, message, fields)
