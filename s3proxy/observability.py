@@ -15,7 +15,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -94,17 +94,14 @@ class Histogram:
 
 
 class Gauge:
-    """A value that goes up and down (no labels)."""
+    """A value read at scrape time from whoever keeps it (no labels)."""
 
     def __init__(self, name: str, description: str) -> None:
         self.name, self.description = name, description
-        self.value = 0.0
-
-    def add(self, amount: float) -> None:
-        self.value += amount
+        self.read: Callable[[], float] = lambda: 0.0
 
     def families(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(self.name, self.description, value=self.value)
+        yield GaugeMetricFamily(self.name, self.description, value=self.read())
 
 
 class _Collector:
@@ -187,7 +184,6 @@ def setup_telemetry(tracing: bool) -> None:
         # Endpoint, headers and protocol come from the standard OTEL_EXPORTER_OTLP_* vars.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
-    refresh_tracing()
 
 
 def tracing_active() -> bool:

@@ -73,8 +73,6 @@ def record(exchange: Exchange, span: trace.Span, span_bucket: bool) -> None:
 
 def audit(exchange: Exchange) -> None:
     """One line per request on its own logger, so it can be routed separately."""
-    if not audit_log.isEnabledFor(logging.INFO):
-        return
     fields: dict[str, object] = {
         "principal": exchange.principal,
         "bucket": exchange.bucket,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 import logging
@@ -118,6 +119,8 @@ STREAMING_OPERATIONS = frozenset(
 )
 _COMPRESS_MIN = 1024
 _tracer = trace.get_tracer("s3proxy")
+# Without a tracer provider, no span at all (entering a no-op span still costs).
+_NO_SPAN = contextlib.nullcontext(trace.INVALID_SPAN)
 
 
 class S3App:
@@ -139,6 +142,8 @@ class S3App:
         self.authenticator = authenticator
         self.authorizers = authorizers
         self.limits = Limits(config.limits)
+        # The gauge reads the limiter's count: one worker serves one app.
+        active_requests.read = lambda: self.limits.in_flight
         self.draining = draining
         self.sinks = sinks
 
@@ -164,35 +169,19 @@ class S3App:
         if self.config.s3.base_domains and "host" in headers:
             raw_path = virtual_host_path(raw_path, headers["host"], self.config.s3.base_domains)
         exchange = Exchange(request_id, method, raw_path.decode("latin-1"), _client(scope))
-        args = (scope, receive, send, original_path, raw_path, headers, exchange)
+        span_context: contextlib.AbstractContextManager[trace.Span] = _NO_SPAN
         if tracing_active():
-            with _tracer.start_as_current_span(
+            span_context = _tracer.start_as_current_span(
                 method, context=propagate.extract(headers), kind=trace.SpanKind.SERVER
-            ) as span:
-                await self._run(*args, span)
-        else:
-            await self._run(*args, trace.INVALID_SPAN)
-
-    async def _run(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        original_path: bytes,
-        raw_path: bytes,
-        headers: dict[str, str],
-        exchange: Exchange,
-        span: trace.Span,
-    ) -> None:
-        self.limits.in_flight += 1
-        active_requests.add(1)
-        try:
-            await self._serve(scope, receive, send, original_path, raw_path, headers, exchange)
-        finally:
-            self.limits.in_flight -= 1
-            active_requests.add(-1)
-            record(exchange, span, self.config.telemetry.span_bucket_attribute)
-            audit(exchange)
+            )
+        with span_context as span:
+            self.limits.in_flight += 1
+            try:
+                await self._serve(scope, receive, send, original_path, raw_path, headers, exchange)
+            finally:
+                self.limits.in_flight -= 1
+                record(exchange, span, self.config.telemetry.span_bucket_attribute)
+                audit(exchange)
 
     async def _serve(
         self,
