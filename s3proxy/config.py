@@ -321,6 +321,47 @@ def convert(data: Any, type_: type[Any], where: str) -> Any:
         ) from None
 
 
+def plugin_section(config: Any, name: str) -> typing.Mapping[str, Any]:
+    """The raw ``[plugins.<name>]`` section of the core configuration ({} when absent)."""
+    sections = getattr(config, "plugins", None)
+    if not isinstance(sections, typing.Mapping):
+        return {}
+    found = sections.get(name)
+    return found if isinstance(found, typing.Mapping) else {}
+
+
+def plugin_settings(
+    section: typing.Mapping[str, Any],
+    environ: typing.Mapping[str, str],
+    *,
+    fields: tuple[str, ...],
+    where: str,
+    env_prefix: str,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A plugin's raw settings: the fields of its section, overridden by
+    ``<env_prefix><FIELD>`` variables, and where each came from (for its error messages).
+    An unknown field or variable is a ConfigError naming the known ones."""
+    raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for field, value in section.items():
+        if field not in fields:
+            raise ConfigError(
+                f"invalid config {where}: unknown field `{field}` (known: {', '.join(fields)})"
+            )
+        origin[field] = f"config {where}.{field}"
+        raw[field] = value
+    for name, value in environ.items():
+        if not name.startswith(env_prefix):
+            continue
+        field = name[len(env_prefix) :].lower()
+        if field not in fields:
+            known = ", ".join(env_prefix + f.upper() for f in fields)
+            raise ConfigError(f"unknown setting {name} (known: {known})")
+        origin[field] = name
+        raw[field] = value
+    return raw, origin
+
+
 def load(config_file: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
     """Load and validate the core tree (backend sections are checked by the plugins)."""
     cfg: Config = convert(raw_config(config_file, environ), Config, "")

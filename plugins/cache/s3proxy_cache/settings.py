@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from s3proxy.config import ConfigError
+from s3proxy.config import ConfigError, plugin_section, plugin_settings
 
 ENV_PREFIX = "S3PROXY_CACHE_"
 SECTION = "cache"
@@ -69,10 +69,6 @@ class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
         return urlunsplit(parts._replace(netloc=user + netloc))
 
 
-def _env_name(field: str) -> str:
-    return ENV_PREFIX + field.upper()
-
-
 def _size(name: str, raw: str) -> int:
     match = _SIZE.match(raw)
     if match is None:
@@ -93,9 +89,7 @@ def _value(field: str, value: Any, where: str) -> Any:
 
 def section(config: Any) -> Mapping[str, Any]:
     """The ``[plugins.cache]`` section, when the core configuration has plugin sections."""
-    sections = getattr(config, "plugins", None) or {}
-    found: Mapping[str, Any] = sections.get(SECTION) or {}
-    return found
+    return plugin_section(config, SECTION)
 
 
 def load(
@@ -104,25 +98,14 @@ def load(
     """Settings from ``[plugins.cache]`` (``section``), overridden by ``S3PROXY_CACHE_*``
     variables; a ConfigError names the bad key or variable."""
     environ = os.environ if environ is None else environ
-    fields = CacheSettings.__struct_fields__
-    raw: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for field, value in (section or {}).items():
-        if field not in fields:
-            raise ConfigError(
-                f"invalid config {WHERE}: unknown field `{field}` (known: {', '.join(fields)})"
-            )
-        origin[field] = f"config {WHERE}.{field}"
-        raw[field] = _value(field, value, origin[field])
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        field = name[len(ENV_PREFIX) :].lower()
-        if field not in fields:
-            known = ", ".join(_env_name(f) for f in fields)
-            raise ConfigError(f"unknown setting {name} (known: {known})")
-        origin[field] = name
-        raw[field] = _value(field, value, name)
+    raw, origin = plugin_settings(
+        section or {},
+        environ,
+        fields=CacheSettings.__struct_fields__,
+        where=WHERE,
+        env_prefix=ENV_PREFIX,
+    )
+    raw = {field: _value(field, value, origin[field]) for field, value in raw.items()}
     try:
         settings = msgspec.convert(raw, CacheSettings, strict=False)
     except msgspec.ValidationError as exc:

@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from s3proxy import events
-from s3proxy.config import ConfigError
+from s3proxy.config import ConfigError, plugin_section, plugin_settings
 from s3proxy.events import S3Event
 
 ENV_PREFIX = "S3PROXY_EVENTS_"
@@ -109,10 +109,6 @@ class EventsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
         return bool(self.webhooks)
 
 
-def _env_name(field: str) -> str:
-    return ENV_PREFIX + field.upper()
-
-
 def _parse_patterns(where: str, value: str) -> tuple[str, ...]:
     patterns = []
     for raw in value.split("|"):
@@ -167,9 +163,7 @@ def parse_webhooks(value: str | list[str], where: str = WEBHOOKS_ENV) -> tuple[W
 
 def section(config: Any) -> Mapping[str, Any]:
     """The ``[plugins.events]`` section, when the core configuration has plugin sections."""
-    sections = getattr(config, "plugins", None) or {}
-    found: Mapping[str, Any] = sections.get(SECTION) or {}
-    return found
+    return plugin_section(config, SECTION)
 
 
 def load(
@@ -178,25 +172,14 @@ def load(
     """Settings from ``[plugins.events]`` (``section``), overridden by
     ``S3PROXY_EVENTS_*`` variables; a ConfigError names the bad key or variable."""
     environ = os.environ if environ is None else environ
-    fields = EventsSettings.__struct_fields__
-    raw: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for field, value in (section or {}).items():
-        if field not in fields:
-            raise ConfigError(
-                f"invalid config {WHERE}: unknown field `{field}` (known: {', '.join(fields)})"
-            )
-        origin[field] = f"config {WHERE}.{field}"
-        raw[field] = value.strip() if isinstance(value, str) else value
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        field = name[len(ENV_PREFIX) :].lower()
-        if field not in fields:
-            known = ", ".join(_env_name(f) for f in fields)
-            raise ConfigError(f"unknown setting {name} (known: {known})")
-        origin[field] = name
-        raw[field] = value.strip()
+    raw, origin = plugin_settings(
+        section or {},
+        environ,
+        fields=EventsSettings.__struct_fields__,
+        where=WHERE,
+        env_prefix=ENV_PREFIX,
+    )
+    raw = {field: v.strip() if isinstance(v, str) else v for field, v in raw.items()}
     hooks = raw.pop("webhooks", "")
     if not isinstance(hooks, str | list):
         raise ConfigError(f"invalid {origin['webhooks']}: expected a string or a list of strings")
