@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -194,3 +195,22 @@ def raw_request(endpoint: str, method: str, path: str, body: bytes = b"") -> tup
     status_line, _, rest = data.partition(b"\r\n")
     _, _, payload = rest.partition(b"\r\n\r\n")
     return int(status_line.split()[1]), payload
+
+
+_SAMPLE = re.compile(
+    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"
+)
+
+
+def metric(endpoint: str, name: str, **labels: str) -> float:
+    """Sum of the samples of Prometheus metric ``name`` whose labels include ``labels``."""
+    text = httpx.get(f"{endpoint}/_s3proxy/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match["name"] != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(match["value"])
+    return total

@@ -6,7 +6,6 @@ redis-server missing skips these tests, unless ``S3PROXY_REQUIRE_EMULATORS=1`` (
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import subprocess
@@ -15,7 +14,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from s3proxy_cache.settings import CacheSettings
 
@@ -105,22 +103,3 @@ def cache_env(redis: RedisServer, **overrides: str) -> dict[str, str]:
 
 def start_cached_proxy(tmp: Path, redis: RedisServer, **overrides: str) -> ProxyServer:
     return start_proxy(tmp, "local", env=cache_env(redis, **overrides))
-
-
-_SAMPLE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"
-)
-
-
-def metric(endpoint: str, name: str, **labels: str) -> float:
-    """Sum of the samples of Prometheus metric ``name`` whose labels include ``labels``."""
-    text = httpx.get(f"{endpoint}/_s3proxy/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None or match["name"] != name:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(match["value"])
-    return total

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from plugins.cache.tests.conftest import RedisServer, metric, start_cached_proxy
-from tests.conftest import ProxyServer, s3_client, start_proxy, stop_proxy
+from plugins.cache.tests.conftest import RedisServer, start_cached_proxy
+from tests.conftest import ProxyServer, metric, s3_client, start_proxy, stop_proxy
 
 HITS = "s3proxy_cache_hits_total"
 MISSES = "s3proxy_cache_misses_total"

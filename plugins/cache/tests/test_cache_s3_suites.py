@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugins.cache.tests.conftest import RedisServer, metric, start_cached_proxy
-from tests.conftest import ProxyServer, bucket, s3, stop_proxy  # noqa: F401 (fixtures)
+from plugins.cache.tests.conftest import RedisServer, start_cached_proxy
+from tests.conftest import ProxyServer, bucket, metric, s3, stop_proxy  # noqa: F401 (fixtures)
 from tests.e2e.test_boto3_core import *  # noqa: F403
 from tests.e2e.test_copy_delete import *  # noqa: F403
 from tests.e2e.test_objects_semantics import *  # noqa: F403

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import deque
@@ -12,7 +11,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 #: Upper bound on waiting for background deliveries; tests never assert on time.
@@ -105,22 +103,3 @@ def wait_until(check: Any, timeout: float = WAIT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
-
-
-_SAMPLE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"
-)
-
-
-def metric(endpoint: str, name: str, **labels: str) -> float:
-    """Sum of the samples of Prometheus metric ``name`` whose labels include ``labels``."""
-    text = httpx.get(f"{endpoint}/_s3proxy/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None or match["name"] != name:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(match["value"])
-    return total

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from plugins.events.tests.conftest import Received, Receiver, metric, wait_until
+from plugins.events.tests.conftest import Received, Receiver, wait_until
 from s3proxy.testing.emulators import free_port
-from tests.conftest import ProxyServer, s3_client, start_proxy, stop_proxy
+from tests.conftest import ProxyServer, metric, s3_client, start_proxy, stop_proxy
 
 DELIVERED = "s3proxy_events_delivered_total"
 FAILED = "s3proxy_events_failed_total"
