@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from s3proxy.testing.emulators import die_with_parent, free_port
+
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
 MiB = 1024 * 1024
@@ -30,19 +30,6 @@ MiB = 1024 * 1024
 
 class ToolMissing(Exception):
     """A program the benchmark needs is not installed; the message says how to get it."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def venv_tool(name: str) -> str | None:
@@ -115,7 +102,7 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             cwd=log_dir,
             env=env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     return process, log_path
 
